@@ -1,0 +1,1 @@
+"""Refund assistant for 小年卡盟."""
