@@ -1,0 +1,106 @@
+"""Pro-rata amounts and the itemised breakdown. Pure; integer fen only."""
+
+from __future__ import annotations
+
+import calendar as _cal
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from bot.clock import to_local
+from bot.domain import BreakdownLine, Order
+from bot.money import prorate
+
+Unit = Literal["day", "month"]
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by whole calendar months, clamped to the month's last day (1-31 + 1 -> 2-28)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
+
+
+def _months_covering(start: date, end: date) -> int:
+    """The number of months from `start` needed to reach `end`: a started month counts whole."""
+    if end <= start:
+        return 0
+    months = (end.year - start.year) * 12 + end.month - start.month
+    months = max(months - 1, 0)
+    while add_months(start, months) < end:
+        months += 1
+    return months
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """How much of the service period is used, in the configured unit."""
+
+    unit: Unit
+    used: int
+    total: int
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.used
+
+
+def usage(order: Order, unit: Unit) -> Usage:
+    """The order's usage in days, or in months where a started month counts as used."""
+    if unit == "day":
+        total = order.total_days
+        return Usage("day", min(order.used_days, total), total)
+    start = to_local(order.service_start).date()
+    end = to_local(order.service_end).date()
+    total = _months_covering(start, end)
+    used = min(_months_covering(start, start + timedelta(days=order.used_days)), total)
+    return Usage("month", used, total)
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    amount_fen: int
+    lines: tuple[BreakdownLine, ...]
+    coupon_returned_fen: int
+
+
+def refund_amount(order: Order, refunded_fen: int, use: Usage | None) -> Amount:
+    """Cash refundable: full (use=None) or pro-rata of the unused part, capped by what is left.
+
+    The breakdown lines add up to the amount; coupon lines carry 0 cash, because a coupon is
+    never paid out as cash.
+    """
+    paid = order.cash_paid_fen
+    cap = max(paid - refunded_fen, 0)
+    lines = [BreakdownLine(key="breakdown.cash_paid", amount_fen=paid)]
+    computed = paid
+    if use is not None and use.used > 0:
+        computed = prorate(paid, use.remaining, use.total) if use.total else 0
+        lines.append(
+            BreakdownLine(
+                key=f"breakdown.used_{use.unit}s",
+                amount_fen=computed - paid,
+                params={"used": use.used, "total": use.total},
+            )
+        )
+    amount = min(computed, cap)
+    if amount < computed:
+        lines.append(
+            BreakdownLine(
+                key="breakdown.already_refunded",
+                amount_fen=amount - computed,
+                params={"refunded_fen": refunded_fen},
+            )
+        )
+    coupon_returned = 0
+    if order.coupon_fen:
+        full = amount == paid
+        if order.coupon_refundable and full:
+            coupon_returned = order.coupon_fen
+            key = "breakdown.coupon_returned"
+        elif order.coupon_refundable:
+            key = "breakdown.coupon_kept_partial"
+        else:
+            key = "breakdown.coupon_not_refundable"
+        lines.append(BreakdownLine(key=key, amount_fen=0, params={"coupon_fen": order.coupon_fen}))
+    return Amount(amount, tuple(lines), coupon_returned)

@@ -1,0 +1,340 @@
+"""The shared eligibility rules (SPEC §2). Pure: every input is an argument, `now` included.
+
+The bot, the agent desk and the tests call `assess`; nothing else re-implements a rule.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from bot.calendar import WorkingCalendar
+from bot.clock import to_local
+from bot.config import Policy
+from bot.domain import (
+    OPEN_STATUSES,
+    SUB_REASONS,
+    History,
+    MerchantStatus,
+    Order,
+    Outcome,
+    Priority,
+    Quote,
+    Reason,
+    SubReason,
+    Ticket,
+    TicketStatus,
+)
+from bot.rules._amounts import Amount, refund_amount, usage
+
+Params = dict[str, str | int]
+
+
+def seven_day_last_day(order: Order, policy: Policy) -> date:
+    """The last calendar day (Asia/Shanghai) of the seven-day no-reason window.
+
+    The period starts the day after purchase or service start, whichever is later (the 2017
+    Measures count 七日 from the day after receipt), so a purchase on the 20th may be returned
+    through the 27th.
+    """
+    start = max(order.paid_at, order.service_start)
+    return to_local(start).date() + timedelta(days=policy.seven_day.window_days)
+
+
+def review_due(
+    submitted: datetime, priority: Priority, policy: Policy, cal: WorkingCalendar
+) -> date:
+    """The last working day of the review: 1–3 working days, 1 on the priority channel."""
+    days = (
+        policy.review.normal_working_days
+        if priority is Priority.NORMAL
+        else policy.review.priority_working_days
+    )
+    return cal.add_working_days(to_local(submitted).date(), days)
+
+
+def payout_due(approved: datetime, order: Order, policy: Policy, cal: WorkingCalendar) -> date:
+    """The last working day the money may take to arrive by the order's payment channel."""
+    window = policy.payout_windows[order.payment_channel]
+    return cal.add_working_days(to_local(approved).date(), window.max_working_days)
+
+
+def is_overdue(ticket: Ticket, now: datetime) -> bool:
+    """A review or payout whose last working day has passed (Asia/Shanghai)."""
+    today = to_local(now).date()
+    if ticket.status in (TicketStatus.SUBMITTED, TicketStatus.IN_REVIEW, TicketStatus.APPEALED):
+        return ticket.review_due is not None and today > ticket.review_due
+    if ticket.status in (TicketStatus.APPROVED, TicketStatus.REFUNDING):
+        return ticket.payout_due is not None and today > ticket.payout_due
+    return False
+
+
+def can_appeal(ticket: Ticket, policy: Policy) -> bool:
+    """A rejected ticket may be appealed `policy.max_appeals` times (once by default)."""
+    return ticket.status is TicketStatus.REJECTED and ticket.appeal_count < policy.max_appeals
+
+
+def check_requested_amount(quote: Quote, requested_fen: int) -> str | None:
+    """None if the customer may ask for this amount, else the message key of the refusal."""
+    if requested_fen <= 0:
+        return "amount.error.not_positive"
+    if requested_fen > quote.amount_fen:
+        return "amount.error.above_max"
+    return None
+
+
+def check_approved_amount(order: Order, refunded_fen: int, approved_fen: int) -> str | None:
+    """None if an agent may approve this amount: at most cash paid − already refunded."""
+    if approved_fen <= 0:
+        return "agent.error.amount_not_positive"
+    if approved_fen > max(order.cash_paid_fen - refunded_fen, 0):
+        return "agent.error.amount_above_cap"
+    return None
+
+
+def assess(
+    order: Order,
+    reason: Reason,
+    sub_reason: SubReason | None,
+    now: datetime,
+    policy: Policy,
+    cal: WorkingCalendar,
+    history: History,
+) -> Quote:
+    """Decide one refund request: outcome, amount with breakdown, evidence, deadline, reasons."""
+    if sub_reason is not None and sub_reason not in SUB_REASONS[reason]:
+        raise ValueError(f"sub-reason {sub_reason.value} does not belong to {reason.value}")
+    if reason in (Reason.SERVICE_ISSUE, Reason.MISTAKEN_PURCHASE) and sub_reason is None:
+        raise ValueError(f"reason {reason.value} needs a sub-reason")
+    return _Assessment(order, reason, sub_reason, now, policy, cal, history).run()
+
+
+class _Assessment:
+    """One call of `assess`; a class only to share its inputs between the per-reason steps."""
+
+    def __init__(
+        self,
+        order: Order,
+        reason: Reason,
+        sub_reason: SubReason | None,
+        now: datetime,
+        policy: Policy,
+        cal: WorkingCalendar,
+        history: History,
+    ) -> None:
+        self.order, self.reason, self.sub = order, reason, sub_reason
+        self.now, self.policy, self.cal, self.history = now, policy, cal, history
+        self.cap = max(order.cash_paid_fen - history.refunded_fen, 0)
+
+    def run(self) -> Quote:
+        open_ticket = next(
+            (
+                t
+                for t in self.history.tickets
+                if t.order_id == self.order.order_id and t.status in OPEN_STATUSES
+            ),
+            None,
+        )
+        if open_ticket is not None:
+            return self._refused(
+                ["precheck.refused.open_ticket"], {"ticket_no": open_ticket.ticket_no}
+            )
+        if self.cap == 0:
+            return self._refused(["precheck.refused.nothing_left"])
+        if self.reason is Reason.SEVEN_DAY:
+            return self._seven_day()
+        if self.reason is Reason.SERVICE_ISSUE:
+            return self._service_issue()
+        if self.reason is Reason.MISTAKEN_PURCHASE:
+            return self._mistaken()
+        return self._quote(
+            Outcome.AGENT,
+            refund_amount(self.order, self.history.refunded_fen, None),
+            ["precheck.other"],
+            legal=(),
+        )
+
+    # -- reasons ----------------------------------------------------------------------------
+
+    def _seven_day(self) -> Quote:
+        order, policy = self.order, self.policy
+        offers = ("service_issue", "mistaken_purchase", "agent")
+        if order.category in policy.seven_day.excluded_categories:
+            return self._refused(
+                ["precheck.seven_day.excluded_category"],
+                {"category": order.category.value},
+                legal=("cpl_25",),
+                offers=offers,
+            )
+        if not order.seven_day_supported:
+            return self._refused(
+                ["precheck.seven_day.not_supported"], legal=("cpl_25",), offers=offers
+            )
+        last_day = seven_day_last_day(order, policy)
+        params: Params = {
+            "last_day": last_day.isoformat(),
+            "window_days": policy.seven_day.window_days,
+        }
+        if to_local(self.now).date() > last_day:
+            return self._refused(["precheck.seven_day.window_passed"], params, ("cpl_25",), offers)
+        full = refund_amount(order, self.history.refunded_fen, None)
+        if order.is_used:
+            confirmation = (
+                "precheck.activation.confirmed"
+                if order.activation_exclusion_confirmed
+                else "precheck.activation.not_confirmed"
+            )
+            legal = ("measures_art7", "cpl_25", "ecl_49")
+            if self.sub is not SubReason.ACTIVATION_DISPUTE:
+                # Not a plain refusal: explain the activation rule and offer the dispute path.
+                return self._refused(
+                    ["precheck.seven_day.activated", confirmation],
+                    params,
+                    legal,
+                    offers=("activation_dispute", *offers),
+                )
+            return self._quote(
+                Outcome.REVIEW, full, ["precheck.activation_dispute", confirmation], legal, params
+            )
+        keys = ["precheck.seven_day.eligible"]
+        if self._fast_refund(full):
+            return self._quote(
+                Outcome.AUTO_APPROVE, full, [*keys, "precheck.fast_refund"], ("cpl_25",), params
+            )
+        return self._quote(Outcome.REVIEW, full, keys, ("cpl_25",), params)
+
+    def _service_issue(self) -> Quote:
+        order, sub = self.order, self.sub
+        nothing_delivered = order.used_days == 0
+        amount = refund_amount(
+            order,
+            self.history.refunded_fen,
+            None if nothing_delivered else usage(order, self.policy.pro_rata_unit),
+        )
+        keys = [
+            f"precheck.service.{sub.value if sub else 'unknown'}",
+            "precheck.service.full" if nothing_delivered else "precheck.service.pro_rata",
+            "precheck.service.agent_may_adjust",
+        ]
+        legal: tuple[str, ...] = ("cpl_53", "spc_prepaid_2025")
+        priority = Priority.NORMAL
+        if sub is SubReason.MERCHANT_UNREACHABLE:
+            priority = Priority.HIGH
+            legal = ("cpl_44", *legal)
+            if order.merchant_status is not MerchantStatus.ACTIVE:
+                keys.insert(1, "precheck.service.merchant_status_on_record")
+        return self._quote(Outcome.REVIEW, amount, keys, legal, priority=priority)
+
+    def _mistaken(self) -> Quote:
+        order = self.order
+        if not order.is_used:
+            full = refund_amount(order, self.history.refunded_fen, None)
+            if self.sub is SubReason.DUPLICATE:
+                original = self._verified_duplicate_of()
+                if original is not None:
+                    return self._quote(
+                        Outcome.AUTO_APPROVE,
+                        full,
+                        ["precheck.duplicate.verified"],
+                        (),
+                        {"original_order_id": original.order_id},
+                    )
+                keys = ["precheck.duplicate.not_verified", "precheck.mistaken.unused"]
+            else:
+                keys = ["precheck.mistaken.unused"]
+            if self._fast_refund(full):
+                return self._quote(Outcome.AUTO_APPROVE, full, [*keys, "precheck.fast_refund"], ())
+            return self._quote(Outcome.REVIEW, full, keys, (), priority=Priority.FAST)
+        amount = refund_amount(
+            order, self.history.refunded_fen, usage(order, self.policy.pro_rata_unit)
+        )
+        return self._quote(Outcome.REVIEW, amount, ["precheck.mistaken.partly_used"], ())
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def _verified_duplicate_of(self) -> Order | None:
+        """Another order of the same customer and product, paid within the configured window,
+        that is not itself being refunded or refunded."""
+        window = timedelta(hours=self.policy.duplicate_purchase.window_hours)
+        claimed = {
+            t.order_id for t in self.history.tickets if t.status is not TicketStatus.WITHDRAWN
+        }
+        for other in self.history.orders:
+            if (
+                other.order_id != self.order.order_id
+                and other.phone == self.order.phone
+                and other.product_name == self.order.product_name
+                and abs(other.paid_at - self.order.paid_at) <= window
+                and other.order_id not in claimed
+            ):
+                return other
+        return None
+
+    def _fast_refund(self, amount: Amount) -> bool:
+        """极速退款: configured reason, unused, small amount, no recent rejection."""
+        rule = self.policy.fast_refund
+        if not rule.enabled or self.reason not in rule.reasons or self.order.is_used:
+            return False
+        if amount.amount_fen > rule.max_amount:
+            return False
+        since = self.now - timedelta(days=rule.no_rejection_within_days)
+        return not any(
+            t.rejected_at is not None and t.rejected_at >= since for t in self.history.tickets
+        )
+
+    # -- building the quote -----------------------------------------------------------------
+
+    def _refused(
+        self,
+        keys: list[str],
+        params: Params | None = None,
+        legal: tuple[str, ...] = (),
+        offers: tuple[str, ...] = ("agent",),
+    ) -> Quote:
+        nothing = Amount(0, (), 0)
+        return self._quote(Outcome.REFUSED, nothing, keys, legal, params, offers=offers)
+
+    def _quote(
+        self,
+        outcome: Outcome,
+        amount: Amount,
+        keys: list[str],
+        legal: tuple[str, ...],
+        params: Params | None = None,
+        priority: Priority = Priority.NORMAL,
+        offers: tuple[str, ...] = (),
+    ) -> Quote:
+        due = (
+            review_due(self.now, priority, self.policy, self.cal)
+            if outcome in (Outcome.REVIEW, Outcome.AGENT)
+            else None
+        )
+        window = self.policy.payout_windows[self.order.payment_channel]
+        if amount.amount_fen == 0 and outcome is not Outcome.REFUSED:
+            outcome, keys, offers = (
+                Outcome.REFUSED,
+                [*keys, "precheck.refused.zero_amount"],
+                ("agent",),
+            )
+            due = None
+        return Quote(
+            order_id=self.order.order_id,
+            reason=self.reason,
+            sub_reason=self.sub,
+            outcome=outcome,
+            amount_fen=amount.amount_fen,
+            cap_fen=self.cap,
+            breakdown=amount.lines,
+            coupon_returned_fen=amount.coupon_returned_fen,
+            evidence=self.policy.evidence.requirement(self.reason, self.sub),
+            priority=priority if outcome is not Outcome.REFUSED else Priority.NORMAL,
+            review_due=due,
+            payout_window=(window.min_working_days, window.max_working_days),
+            explanation=tuple(keys),
+            explanation_params={
+                **(params or {}),
+                "amount_fen": amount.amount_fen,
+                "cap_fen": self.cap,
+            },
+            legal_refs=legal,
+            offers=offers,
+        )
