@@ -1,0 +1,132 @@
+"""The narrow store interface. The engine, the bot and the CLI see only this.
+
+A `Store` hands out units of work; one dialogue turn (or one agent action, one import) is one unit
+of work: everything written in it commits together or not at all. A second backend (PostgreSQL)
+implements the same two protocols and runs the same contract tests (tests/store/).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from bot.domain import (
+    Customer,
+    Evidence,
+    Order,
+    RefundEntry,
+    RefundState,
+    Ticket,
+    TicketEvent,
+)
+
+
+class StoreError(Exception):
+    """Base of the errors the store raises for rule violations it enforces itself."""
+
+
+class OpenTicketExists(StoreError):
+    """The order already has an open ticket (one open ticket per order)."""
+
+
+class RefundExceedsCashPaid(StoreError):
+    """The refunds of an order (pending + paid) would exceed its cash paid."""
+
+
+class ConcurrentUpdate(StoreError):
+    """The row changed since it was read (optimistic version check failed)."""
+
+
+class NotFound(StoreError):
+    """The row to update does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Who a conversation belongs to: a channel ("telegram", "console") and a user id in it."""
+
+    channel: str
+    user_id: str
+
+
+@dataclass(slots=True)
+class Conversation:
+    key: ConversationKey
+    flow: str
+    state: str
+    data: dict[str, Any] = field(default_factory=dict)
+    locale: str | None = None
+    customer_id: int | None = None
+    version: int = 0  # 0: never saved
+    updated_at: datetime | None = None
+    remind_at: datetime | None = None  # when to send the one reminder for an abandoned flow
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message to deliver after the turn commits. `payload` is transport-neutral JSON."""
+
+    channel: str
+    recipient: str  # chat id in the channel
+    payload: dict[str, Any]
+    outbox_id: int | None = None
+    created_at: datetime | None = None
+
+
+class UnitOfWork(Protocol):
+    """All reads and writes of one transaction. Leaving the `with` block commits; an exception
+    inside it rolls everything back."""
+
+    # customers
+    def upsert_customer(self, phone: str, name: str) -> Customer: ...
+    def customer(self, customer_id: int) -> Customer | None: ...
+    def customer_by_phone(self, phone: str) -> Customer | None: ...
+    def link_telegram(self, customer_id: int, telegram_user_id: int) -> None: ...
+    def customer_by_telegram(self, telegram_user_id: int) -> Customer | None: ...
+    def set_customer_locale(self, customer_id: int, locale: str | None) -> None: ...
+
+    # orders
+    def upsert_order(self, order: Order) -> None: ...
+    def order(self, order_id: str) -> Order | None: ...
+    def orders_of(self, customer_id: int) -> list[Order]: ...
+
+    # tickets: numbers are allocated per Shanghai calendar day, race-free
+    def next_ticket_no(self, day: date) -> str: ...
+    def add_ticket(self, ticket: Ticket) -> None: ...  # OpenTicketExists
+    def ticket(self, ticket_no: str) -> Ticket | None: ...
+    def tickets_of_customer(self, customer_id: int) -> list[Ticket]: ...  # newest first
+    def tickets_of_order(self, order_id: str) -> list[Ticket]: ...
+    def open_tickets(self) -> list[Ticket]: ...
+    def update_ticket(self, ticket: Ticket) -> Ticket: ...  # ConcurrentUpdate, OpenTicketExists
+
+    # evidence and the audit trail
+    def add_evidence(self, evidence: Evidence) -> Evidence: ...
+    def evidence_of(self, ticket_no: str) -> list[Evidence]: ...
+    def add_event(self, event: TicketEvent) -> TicketEvent: ...
+    def events_of(self, ticket_no: str) -> list[TicketEvent]: ...
+
+    # refunds ledger
+    def add_refund(self, entry: RefundEntry) -> bool: ...  # False: key already there
+    def set_refund_state(self, idempotency_key: str, state: RefundState) -> None: ...
+    def refunds_of_order(self, order_id: str) -> list[RefundEntry]: ...
+    def refunded_fen(self, order_id: str) -> int: ...  # pending + paid
+
+    # conversations
+    def conversation(self, key: ConversationKey) -> Conversation | None: ...
+    def save_conversation(self, conversation: Conversation) -> Conversation: ...  # ConcurrentUpdate
+    def conversations_due(self, now: datetime) -> list[Conversation]: ...  # remind_at <= now
+
+    # exactly once: False when the key was already recorded (the event had its effect)
+    def mark_processed(self, dedupe_key: str, at: datetime) -> bool: ...
+
+    # outbox
+    def enqueue(self, message: OutboxMessage) -> OutboxMessage: ...
+    def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]: ...
+    def mark_sent(self, outbox_id: int, at: datetime) -> None: ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+    def close(self) -> None: ...
