@@ -101,7 +101,7 @@ class EvidencePolicy(Section):
         for layer in layers:
             if layer is not None:
                 merged.update(layer.model_dump(exclude_none=True))
-        hint = reason.value + (f".{sub_reason.value}" if sub_reason else "")
+        hint = reason.value + (f"_{sub_reason.value}" if sub_reason else "")
         return EvidenceRequirement(
             min_count=merged["min_count"],
             max_files=merged["max_files"],

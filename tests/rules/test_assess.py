@@ -154,7 +154,7 @@ def test_activation_dispute_goes_to_review_for_the_full_amount(confirmed: bool) 
     assert q.outcome is Outcome.REVIEW
     assert q.amount_fen == 10000
     assert q.evidence.min_count == 1  # proof of no real use: no watch history, no progress
-    assert q.evidence.hint_key == "evidence.hint.seven_day.activation_dispute"
+    assert q.evidence.hint_key == "evidence.hint.seven_day_activation_dispute"
     assert q.legal_refs[0] == "measures_art7"
     assert ("precheck.activation.confirmed" in q.explanation) is confirmed
 

@@ -1,0 +1,83 @@
+"""Callbacks every flow uses: linking state, language, help, handoff, cancel."""
+
+from __future__ import annotations
+
+from bot.engine import Registry, Turn
+
+STEPS = Registry()
+
+# data keys that belong to one application / one ticket visit; cancel clears them
+FLOW_KEYS = (
+    "order_id",
+    "reason",
+    "sub_reason",
+    "quote",
+    "evidence",
+    "amount_fen",
+    "note",
+    "link_order_no",
+)
+
+
+@STEPS.condition("is_linked")
+def is_linked(turn: Turn) -> bool:
+    return turn.conv.customer_id is not None
+
+
+@STEPS.condition("is_mid_flow")
+def is_mid_flow(turn: Turn) -> bool:
+    return turn.conv.flow not in ("menu", "start")
+
+
+@STEPS.action("welcome_back")
+def welcome_back(turn: Turn) -> None:
+    turn.say("common.welcome_back")
+
+
+@STEPS.action("need_link")
+def need_link(turn: Turn) -> None:
+    turn.say("common.not_linked")
+
+
+@STEPS.action("cancel_flow")
+def cancel_flow(turn: Turn) -> None:
+    had_application = "order_id" in turn.data and turn.conv.flow == "apply"
+    for key in FLOW_KEYS:
+        turn.data.pop(key, None)
+    if had_application:
+        turn.say("common.cancelled")
+
+
+@STEPS.action("switch_language")
+def switch_language(turn: Turn) -> None:
+    locales = turn.services.catalog.locales
+    current = turn.locale
+    new = locales[(locales.index(current) + 1) % len(locales)] if current in locales else locales[0]
+    turn.conv.locale = new
+    if turn.conv.customer_id is not None:
+        turn.uow.set_customer_locale(turn.conv.customer_id, new)
+    turn.say("common.language_switched")
+
+
+@STEPS.action("show_help")
+def show_help(turn: Turn) -> None:
+    turn.say("common.help")
+
+
+@STEPS.action("request_handoff")
+def request_handoff(turn: Turn) -> None:
+    turn.data["handoff"] = {"since": turn.now.isoformat(), "reason": turn.data.get("reason")}
+    turn.effect(
+        "handoff_requested",
+        customer_id=turn.conv.customer_id,
+        ticket_no=turn.data.get("ticket_no"),
+        order_id=turn.data.get("order_id"),
+        reason=turn.data.get("reason") or "customer_asked",
+    )
+
+
+@STEPS.action("end_handoff")
+def end_handoff(turn: Turn) -> None:
+    turn.data.pop("handoff", None)
+    turn.say("handoff.back_to_bot")
+    turn.effect("handoff_ended", customer_id=turn.conv.customer_id)

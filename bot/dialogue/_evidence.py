@@ -1,0 +1,91 @@
+"""Evidence uploads, shared by the apply, supplement and appeal flows: limits from the config,
+duplicates dropped by file_unique_id, a live checklist, a reason for every refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.dialogue._common import STEPS
+from bot.domain import Evidence, EvidenceRequirement, Quote
+from bot.engine import Turn
+
+MB = 1024 * 1024
+
+
+def requirement(turn: Turn) -> EvidenceRequirement:
+    """The evidence rule of the application or ticket the customer is working on."""
+    if "quote" in turn.data and turn.conv.flow == "apply":
+        return Quote.model_validate(turn.data["quote"]).evidence
+    ticket = turn.uow.ticket(str(turn.data.get("ticket_no", "")))
+    if ticket is None:
+        raise LookupError("no application or ticket in this conversation")
+    return ticket.quote.evidence
+
+
+def collected(turn: Turn) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = turn.data.setdefault("evidence", [])
+    return items
+
+
+def kinds_text(turn: Turn, req: EvidenceRequirement) -> str:
+    return turn.t("evidence.separator").join(
+        turn.t(f"evidence.kind.{k.value}") for k in req.allowed_kinds
+    )
+
+
+@STEPS.action("add_evidence")
+def add_evidence(turn: Turn) -> None:
+    req = requirement(turn)
+    items = collected(turn)
+    known = {e["file_unique_id"] for e in items}
+    if turn.conv.flow != "apply" and "ticket_no" in turn.data:
+        known |= {e.file_unique_id for e in turn.uow.evidence_of(str(turn.data["ticket_no"]))}
+    accepted = 0
+    for f in turn.event.files:
+        name = f.file_name or turn.t(f"evidence.kind.{f.kind.value}")
+        if f.kind not in req.allowed_kinds:
+            turn.say("evidence.error.type", name=name, allowed=kinds_text(turn, req))
+        elif f.size_bytes > req.max_size_bytes:
+            turn.say("evidence.error.size", name=name, max_mb=req.max_size_bytes // MB)
+        elif f.file_unique_id in known:
+            turn.say("evidence.error.duplicate", name=name)
+        elif len(items) >= req.max_files:
+            turn.say("evidence.error.too_many", name=name, max=req.max_files)
+        else:
+            evidence = Evidence(
+                kind=f.kind,
+                file_id=f.file_id,
+                file_unique_id=f.file_unique_id,
+                size_bytes=f.size_bytes,
+                mime_type=f.mime_type,
+                caption=f.caption,
+                sha256=f.sha256,
+                added_at=turn.now,
+            )
+            items.append(evidence.model_dump(mode="json"))
+            known.add(f.file_unique_id)
+            accepted += 1
+    if accepted:
+        turn.say("evidence.accepted", count=accepted, total=len(items))
+
+
+def checklist(turn: Turn, req: EvidenceRequirement) -> dict[str, Any]:
+    """Parameters of the live checklist: how many, how many more, the limits."""
+    have = len(collected(turn))
+    missing = max(req.min_count - have, 0)
+    status = (
+        turn.t("evidence.still_needed", missing=missing) if missing else turn.t("evidence.enough")
+    )
+    return {
+        "have": have,
+        "min": req.min_count,
+        "max": req.max_files,
+        "max_mb": req.max_size_bytes // MB,
+        "kinds": kinds_text(turn, req),
+        "status": status,
+        "hint": turn.t(req.hint_key),
+    }
+
+
+def stored_evidence(turn: Turn) -> list[Evidence]:
+    return [Evidence.model_validate(e) for e in collected(turn)]

@@ -1,0 +1,115 @@
+"""Start: link the Telegram account to the shop customer who owns the orders."""
+
+from __future__ import annotations
+
+import re
+
+from bot.dialogue._common import STEPS
+from bot.engine import Turn
+from bot.phone import normalise_phone
+
+_ORDER_NO = re.compile(r"^[A-Za-z0-9\-]{4,64}$")
+
+
+@STEPS.condition("contact_is_own")
+def contact_is_own(turn: Turn) -> bool:
+    """Only the sender's own phone links: a forwarded or someone else's contact is refused."""
+    contact, sender = turn.event.contact, turn.event.sender_id
+    if contact is None or turn.event.forwarded:
+        return turn.refuse("start.error.not_own_contact")
+    # in the console there is no Telegram user id on either side: the console shares its own
+    if contact.user_id != sender:
+        return turn.refuse("start.error.not_own_contact")
+    return True
+
+
+@STEPS.condition("contact_has_orders")
+def contact_has_orders(turn: Turn) -> bool:
+    contact = turn.event.contact
+    assert contact is not None  # contact_is_own ran first
+    try:
+        phone = normalise_phone(
+            contact.phone if contact.phone.startswith("+") else "+" + contact.phone
+        )
+    except ValueError:
+        return turn.refuse("start.error.bad_phone")
+    customer = turn.uow.customer_by_phone(phone)
+    if customer is None or not turn.uow.orders_of(customer.customer_id):
+        return turn.refuse("start.error.no_orders")
+    turn.data["link_customer_id"] = customer.customer_id
+    return True
+
+
+def _link(turn: Turn, customer_id: int) -> None:
+    turn.conv.customer_id = customer_id
+    if turn.event.sender_id is not None:
+        turn.uow.link_telegram(customer_id, turn.event.sender_id)
+    customer = turn.require_customer()
+    if customer.locale is not None and turn.conv.locale is None:
+        turn.conv.locale = customer.locale
+    turn.data.pop("link_failures", None)
+    turn.say("start.linked", name=customer.name)
+
+
+@STEPS.action("link_by_contact")
+def link_by_contact(turn: Turn) -> None:
+    _link(turn, int(turn.data.pop("link_customer_id")))
+
+
+@STEPS.condition("link_attempts_exhausted")
+def link_attempts_exhausted(turn: Turn) -> bool:
+    return int(turn.data.get("link_failures", 0)) >= turn.config.dialogue.link_attempts
+
+
+@STEPS.condition("has_link_attempts_left")
+def has_link_attempts_left(turn: Turn) -> bool:
+    """Whether a failed attempt now still leaves another one."""
+    return int(turn.data.get("link_failures", 0)) + 1 < turn.config.dialogue.link_attempts
+
+
+@STEPS.condition("looks_like_order_no")
+def looks_like_order_no(turn: Turn) -> bool:
+    if not _ORDER_NO.match(turn.arg or ""):
+        return turn.refuse("start.error.order_no_format")
+    return True
+
+
+@STEPS.action("remember_order_no")
+def remember_order_no(turn: Turn) -> None:
+    turn.data["link_order_no"] = (turn.arg or "").upper()
+
+
+@STEPS.condition("is_four_digits")
+def is_four_digits(turn: Turn) -> bool:
+    if not re.fullmatch(r"\d{4}", turn.arg or ""):
+        return turn.refuse("start.error.last4_format")
+    return True
+
+
+@STEPS.condition("order_and_last4_match")
+def order_and_last4_match(turn: Turn) -> bool:
+    order = turn.uow.order(str(turn.data.get("link_order_no", "")))
+    # the same answer whether the order is unknown or the digits are wrong: no enumeration
+    if order is None or not order.phone.endswith(turn.arg or "-"):
+        return False
+    customer = turn.uow.customer_by_phone(order.phone)
+    if customer is None:
+        return False
+    turn.data["link_customer_id"] = customer.customer_id
+    return True
+
+
+@STEPS.action("link_by_order")
+def link_by_order(turn: Turn) -> None:
+    turn.data.pop("link_order_no", None)
+    _link(turn, int(turn.data.pop("link_customer_id")))
+
+
+@STEPS.action("count_failed_link")
+def count_failed_link(turn: Turn) -> None:
+    failures = int(turn.data.get("link_failures", 0)) + 1
+    turn.data["link_failures"] = failures
+    turn.data.pop("link_order_no", None)
+    left = turn.config.dialogue.link_attempts - failures
+    if left > 0:
+        turn.say("start.error.no_match", left=left)

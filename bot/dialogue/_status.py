@@ -1,0 +1,283 @@
+"""我的售后 (status), 补充材料 (supplement), 申诉 (appeal) and the escalation route."""
+
+from __future__ import annotations
+
+from bot.dialogue import _render as render
+from bot.dialogue._common import STEPS
+from bot.dialogue._evidence import checklist, collected, requirement, stored_evidence
+from bot.domain import Ticket, TicketEvent, TicketStatus
+from bot.engine import Choice, Turn, UserError, View
+from bot.rules import can_appeal, is_overdue
+from bot.tickets import TicketRefused, move
+
+REVIEWING = (TicketStatus.SUBMITTED, TicketStatus.IN_REVIEW, TicketStatus.APPEALED)
+
+
+def _ticket(turn: Turn) -> Ticket:
+    customer = turn.require_customer()
+    ticket = turn.uow.ticket(str(turn.data.get("ticket_no", "")))
+    if ticket is None or ticket.customer_id != customer.customer_id:
+        raise UserError("status.error.ticket_gone")
+    return ticket
+
+
+def _last_event(events: list[TicketEvent], kind: str) -> TicketEvent | None:
+    return next((e for e in reversed(events) if e.kind == kind), None)
+
+
+def next_step(turn: Turn, ticket: Ticket, events: list[TicketEvent]) -> str:
+    """What happens next and by when, in the customer's words."""
+    s = ticket.status
+    if s in REVIEWING:
+        return turn.t("status.next.review", review_due=render.day(ticket.review_due))
+    if s is TicketStatus.NEEDS_INFO:
+        request = _last_event(events, "request_info")
+        return turn.t(
+            "status.next.needs_info",
+            request=str(request.data.get("request", "")) if request else "",
+        )
+    if s in (TicketStatus.APPROVED, TicketStatus.REFUNDING):
+        return turn.t(
+            "status.next.payout",
+            amount_fen=ticket.approved_fen or 0,
+            payout_due=render.day(ticket.payout_due),
+        )
+    if s is TicketStatus.REFUNDED:
+        return turn.t("status.next.refunded", amount_fen=ticket.approved_fen or 0)
+    if s is TicketStatus.REFUND_FAILED:
+        return turn.t("status.next.refund_failed")
+    if s is TicketStatus.REJECTED or (
+        s is TicketStatus.CLOSED and ticket.approved_fen is None and _last_event(events, "reject")
+    ):
+        reject = _last_event(events, "reject")
+        reason = str(reject.data.get("reason", "")) if reject else ""
+        if can_appeal(ticket, turn.config.policy):
+            return turn.t("status.next.rejected_can_appeal", reason=reason)
+        return turn.t("status.next.rejected_final", reason=reason)
+    return turn.t(f"status.next.{s.value}")
+
+
+@STEPS.view("ticket_list")
+def ticket_list(turn: Turn) -> View:
+    customer = turn.require_customer()
+    tickets = turn.uow.tickets_of_customer(customer.customer_id)
+    view = View()
+    lines = [] if tickets else [turn.t("status.none")]
+    for t in tickets:
+        overdue = turn.t("status.overdue_mark") if is_overdue(t, turn.now) else ""
+        lines.append(
+            turn.t(
+                "status.list_line",
+                ticket_no=t.ticket_no,
+                status=render.status_name(turn, t),
+                overdue=overdue,
+            )
+        )
+        view.choices.append(
+            Choice(
+                "pick_ticket", t.ticket_no, label=f"{t.ticket_no} · {render.status_name(turn, t)}"
+            )
+        )
+    view.params = {"tickets": "\n".join(lines), "count": len(tickets)}
+    return view
+
+
+@STEPS.condition("ticket_is_offered")
+def ticket_is_offered(turn: Turn) -> bool:
+    customer = turn.require_customer()
+    ticket = turn.uow.ticket(turn.arg or "")
+    if ticket is None or ticket.customer_id != customer.customer_id:
+        return turn.refuse("status.error.ticket_gone")
+    return True
+
+
+@STEPS.action("remember_ticket")
+def remember_ticket(turn: Turn) -> None:
+    turn.data["ticket_no"] = turn.arg
+    turn.data.pop("evidence", None)
+    turn.data.pop("note", None)
+
+
+@STEPS.view("ticket_detail")
+def ticket_detail(turn: Turn) -> View:
+    ticket = _ticket(turn)
+    order = turn.uow.order(ticket.order_id)
+    events = turn.uow.events_of(ticket.ticket_no)
+    view = View(
+        params={
+            "ticket_no": ticket.ticket_no,
+            "order": render.order_label(turn, order) if order else ticket.order_id,
+            "reason": render.reason_label(
+                turn, ticket.reason.value, ticket.sub_reason.value if ticket.sub_reason else None
+            ),
+            "status": render.status_name(turn, ticket),
+            "amount_fen": ticket.approved_fen
+            if ticket.approved_fen is not None
+            else ticket.requested_fen,
+            "next": next_step(turn, ticket, events),
+            "timeline": render.timeline(turn, events),
+        }
+    )
+    if is_overdue(ticket, turn.now):
+        view.before.append(("status.overdue", {}))
+    return view
+
+
+@STEPS.condition("ticket_needs_info")
+def ticket_needs_info(turn: Turn) -> bool:
+    return _ticket(turn).status is TicketStatus.NEEDS_INFO
+
+
+@STEPS.condition("ticket_can_appeal")
+def ticket_can_appeal(turn: Turn) -> bool:
+    return can_appeal(_ticket(turn), turn.config.policy)
+
+
+@STEPS.condition("ticket_finally_rejected")
+def ticket_finally_rejected(turn: Turn) -> bool:
+    ticket = _ticket(turn)
+    rejected = ticket.status is TicketStatus.REJECTED or (
+        ticket.status is TicketStatus.CLOSED and ticket.approved_fen is None
+    )
+    return rejected and not can_appeal(ticket, turn.config.policy)
+
+
+@STEPS.condition("ticket_is_overdue")
+def ticket_is_overdue(turn: Turn) -> bool:
+    return is_overdue(_ticket(turn), turn.now)
+
+
+@STEPS.view("escalation")
+def escalation(turn: Turn) -> View:
+    """The escalation route and a complaint summary ready to send."""
+    ticket = _ticket(turn)
+    order = turn.uow.order(ticket.order_id)
+    events = turn.uow.events_of(ticket.ticket_no)
+    evidence = turn.uow.evidence_of(ticket.ticket_no)
+    reject = _last_event(events, "reject")
+    summary = turn.t(
+        "status.complaint_summary",
+        ticket_no=ticket.ticket_no,
+        order_id=ticket.order_id,
+        product=order.product_name if order else "",
+        paid_on=render.moment(order.paid_at) if order else "",
+        paid_fen=order.cash_paid_fen if order else 0,
+        requested_fen=ticket.requested_fen,
+        reason=render.reason_label(
+            turn, ticket.reason.value, ticket.sub_reason.value if ticket.sub_reason else None
+        ),
+        rejection=str(reject.data.get("reason", "")) if reject else "",
+        timeline=render.timeline(turn, events),
+        evidence="\n".join(
+            f"- {e.kind.value} {e.caption or e.file_unique_id} ({render.moment(e.added_at)})"
+            for e in evidence
+        )
+        or "—",
+        legal=render.legal(turn, (*ticket.quote.legal_refs, "cpl_53", "complaint_12315")),
+    )
+    return View(params={"summary": summary})
+
+
+# -- supplement and appeal --------------------------------------------------------------------
+
+
+@STEPS.view("supplement_checklist")
+def supplement_checklist(turn: Turn) -> View:
+    ticket = _ticket(turn)
+    request = _last_event(turn.uow.events_of(ticket.ticket_no), "request_info")
+    params = checklist(turn, requirement(turn))
+    params["request"] = str(request.data.get("request", "")) if request else ""
+    params["ticket_no"] = ticket.ticket_no
+    return View(params=params)
+
+
+@STEPS.action("remember_note")
+def remember_note(turn: Turn) -> None:
+    turn.data["note"] = (turn.arg or "")[:1000]
+    turn.say("supplement.note_saved")
+
+
+@STEPS.condition("has_new_material")
+def has_new_material(turn: Turn) -> bool:
+    if collected(turn) or turn.data.get("note"):
+        return True
+    return turn.refuse("supplement.error.nothing_new")
+
+
+def _attach(turn: Turn, ticket: Ticket) -> int:
+    items = stored_evidence(turn)
+    for item in items:
+        turn.uow.add_evidence(item.model_copy(update={"ticket_no": ticket.ticket_no}))
+    turn.data.pop("evidence", None)
+    return len(items)
+
+
+@STEPS.action("send_supplement")
+def send_supplement(turn: Turn) -> None:
+    ticket = _ticket(turn)
+    actor = f"customer:{ticket.customer_id}"
+    try:
+        count = _attach(turn, ticket)
+        moved = move(
+            turn.uow,
+            ticket,
+            "supplement",
+            actor,
+            turn.now,
+            files=count,
+            note=turn.data.pop("note", None),
+        )
+    except TicketRefused as refused:
+        raise UserError(refused.key, **refused.params) from None
+    turn.say("supplement.sent", ticket_no=moved.ticket_no)
+    turn.effect("ticket_updated", ticket_no=moved.ticket_no, status=moved.status.value)
+
+
+@STEPS.view("appeal_explain")
+def appeal_explain(turn: Turn) -> View:
+    ticket = _ticket(turn)
+    reject = _last_event(turn.uow.events_of(ticket.ticket_no), "reject")
+    return View(
+        params={
+            "ticket_no": ticket.ticket_no,
+            "rejection": str(reject.data.get("reason", "")) if reject else "",
+            "explanation": render.explanation(turn, ticket.quote),
+            "hint": turn.t(ticket.quote.evidence.hint_key),
+            "legal": render.legal(turn, (*ticket.quote.legal_refs, "ecl_49")),
+        }
+    )
+
+
+@STEPS.view("appeal_checklist")
+def appeal_checklist(turn: Turn) -> View:
+    params = checklist(turn, requirement(turn))
+    params["ticket_no"] = _ticket(turn).ticket_no
+    return View(params=params)
+
+
+@STEPS.action("send_appeal")
+def send_appeal(turn: Turn) -> None:
+    ticket = _ticket(turn)
+    actor = f"customer:{ticket.customer_id}"
+    try:
+        count = _attach(turn, ticket)
+        moved = move(
+            turn.uow,
+            ticket,
+            "appeal",
+            actor,
+            turn.now,
+            {"appeal_count": ticket.appeal_count + 1},
+            files=count,
+            note=turn.data.pop("note", None),
+        )
+    except TicketRefused as refused:
+        raise UserError(refused.key, **refused.params) from None
+    turn.say("appeal.sent", ticket_no=moved.ticket_no)
+    turn.effect("ticket_updated", ticket_no=moved.ticket_no, status=moved.status.value)
+    turn.effect(
+        "handoff_requested",
+        customer_id=moved.customer_id,
+        ticket_no=moved.ticket_no,
+        reason="appeal",
+    )

@@ -1,0 +1,46 @@
+"""The dialogue engine: flows as data, one shared machine per flow, one transaction per turn.
+
+It knows nothing about Telegram: adapters turn their updates into `Inbound` events and render the
+`Reply` messages it returns (and writes to the outbox)."""
+
+from bot.engine._engine import COMMANDS, Engine
+from bot.engine._events import (
+    Button,
+    ContactInfo,
+    Effect,
+    FileInfo,
+    Inbound,
+    Kind,
+    Reply,
+    TurnResult,
+)
+from bot.engine._flows import FLOWS_DIR, ROOT, Flow, FlowError, FlowSet, load_flows, mermaid
+from bot.engine._registry import Choice, Registry, View
+from bot.engine._turn import Services, Turn, UserError, turn_locale
+
+__all__ = [
+    "COMMANDS",
+    "FLOWS_DIR",
+    "ROOT",
+    "Button",
+    "Choice",
+    "ContactInfo",
+    "Effect",
+    "Engine",
+    "FileInfo",
+    "Flow",
+    "FlowError",
+    "FlowSet",
+    "Inbound",
+    "Kind",
+    "Registry",
+    "Reply",
+    "Services",
+    "Turn",
+    "TurnResult",
+    "UserError",
+    "View",
+    "load_flows",
+    "mermaid",
+    "turn_locale",
+]

@@ -1,0 +1,116 @@
+"""Message catalogs: every text a person sees, by key, per locale (zh-CN default, en)."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.money import format_fen
+
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+DEFAULT_LOCALE = "zh-CN"
+
+
+class _Formatter(string.Formatter):
+    """str.format where a parameter named *_fen is money: 9167 -> ¥91.67."""
+
+    def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
+        value = super().get_value(key, args, kwargs)
+        if isinstance(key, str) and key.endswith("_fen") and isinstance(value, int):
+            return format_fen(value)
+        return value
+
+
+_FORMATTER = _Formatter()
+_BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = str(value)
+    return flat
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in _FORMATTER.parse(template) if name}
+
+
+class Catalog:
+    def __init__(self, messages: Mapping[str, Mapping[str, str]], default: str = DEFAULT_LOCALE):
+        self._messages = {loc: dict(keys) for loc, keys in messages.items()}
+        self.default = default
+
+    @classmethod
+    def load(cls, directory: Path = LOCALES_DIR, default: str = DEFAULT_LOCALE) -> Catalog:
+        """Read every `<locale>.yaml` in `directory` (nested mappings become dotted keys)."""
+        messages = {}
+        for path in sorted(directory.glob("*.yaml")):
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            messages[path.stem] = _flatten(tree)
+        return cls(messages, default)
+
+    @property
+    def locales(self) -> tuple[str, ...]:
+        return tuple(self._messages)
+
+    def keys(self) -> set[str]:
+        """Every key defined in at least one locale."""
+        return set().union(*(set(keys) for keys in self._messages.values()))
+
+    def has(self, key: str) -> bool:
+        return all(key in keys for keys in self._messages.values())
+
+    def locale_for(self, wanted: str | None) -> str:
+        """The catalog locale closest to a client's language code ('en-US' -> 'en')."""
+        if not wanted:
+            return self.default
+        if wanted in self._messages:
+            return wanted
+        base = wanted.split("-")[0].lower()
+        for loc in self._messages:
+            if loc.split("-")[0].lower() == base:
+                return loc
+        return self.default
+
+    def text(self, locale: str, key: str, params: Mapping[str, Any] | None = None) -> str:
+        """The text of `key` in `locale` with `params` filled in; KeyError if the key is unknown."""
+        template = self._messages.get(locale, self._messages[self.default])[key]
+        text = _FORMATTER.vformat(template, (), dict(params or {}))
+        # an empty optional parameter must not leave a gap of blank lines behind
+        return _BLANK_LINES.sub("\n\n", text).strip()
+
+    def problems(self, used_keys: Iterable[str] = ()) -> list[str]:
+        """Keys missing from a locale, placeholders that differ between locales, unknown keys."""
+        found: list[str] = []
+        every = self.keys()
+        for loc, keys in self._messages.items():
+            for key in sorted(every - set(keys)):
+                found.append(f"locales/{loc}.yaml: missing key {key}")
+        reference = self._messages.get(self.default, {})
+        for loc, keys in self._messages.items():
+            for key, template in keys.items():
+                if key in reference and _fields(template) != _fields(reference[key]):
+                    found.append(
+                        f"locales/{loc}.yaml: {key} uses {sorted(_fields(template))}, "
+                        f"{self.default} uses {sorted(_fields(reference[key]))}"
+                    )
+        for key in sorted(set(used_keys) - every):
+            found.append(f"message key {key} is used but defined in no locale")
+        return found
+
+
+@cache
+def default_catalog() -> Catalog:
+    """The shipped catalogs (read once)."""
+    return Catalog.load()

@@ -1,0 +1,231 @@
+"""Ticket operations shared by the dialogue, the agent desk and the CLI.
+
+Each function works inside the caller's unit of work and writes an audit event for every change,
+so a turn or an agent action commits the ticket, its events and its messages together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from bot.calendar import WorkingCalendar
+from bot.clock import to_local
+from bot.config import Config
+from bot.domain import (
+    Customer,
+    Evidence,
+    History,
+    Order,
+    Outcome,
+    Quote,
+    Reason,
+    RefundEntry,
+    RefundState,
+    SubReason,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    TicketSummary,
+    next_status,
+)
+from bot.rules import assess, check_requested_amount, payout_due
+from bot.store import OpenTicketExists, RefundExceedsCashPaid, UnitOfWork
+
+
+class TicketRefused(Exception):
+    """A ticket operation the rules or the store refuse; `key` is the message to show."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def summaries(tickets: Iterable[Ticket]) -> tuple[TicketSummary, ...]:
+    """What the rules need of earlier tickets."""
+    return tuple(
+        TicketSummary(
+            ticket_no=t.ticket_no,
+            order_id=t.order_id,
+            status=t.status,
+            created_at=t.created_at,
+            rejected_at=t.updated_at
+            if t.status in (TicketStatus.REJECTED, TicketStatus.CLOSED) and t.approved_fen is None
+            else None,
+        )
+        for t in tickets
+    )
+
+
+def history(uow: UnitOfWork, customer: Customer, order: Order) -> History:
+    """The customer's orders and tickets and the order's refunds, as the rules see them."""
+    return History(
+        orders=tuple(uow.orders_of(customer.customer_id)),
+        tickets=summaries(uow.tickets_of_customer(customer.customer_id)),
+        refunded_fen=uow.refunded_fen(order.order_id),
+    )
+
+
+def quote(
+    uow: UnitOfWork,
+    config: Config,
+    cal: WorkingCalendar,
+    customer: Customer,
+    order: Order,
+    reason: Reason,
+    sub_reason: SubReason | None,
+    now: datetime,
+) -> Quote:
+    """The rules' pre-check for this customer's order now."""
+    return assess(order, reason, sub_reason, now, config.policy, cal, history(uow, customer, order))
+
+
+def submit(
+    uow: UnitOfWork,
+    config: Config,
+    cal: WorkingCalendar,
+    *,
+    customer: Customer,
+    order: Order,
+    reason: Reason,
+    sub_reason: SubReason | None,
+    requested_fen: int,
+    evidence: Iterable[Evidence],
+    note: str | None,
+    now: datetime,
+) -> Ticket:
+    """File a ticket: the rules are asked again at submission, the amount checked, a number
+    allocated, evidence attached; a fast refund or verified duplicate is approved at once."""
+    q = quote(uow, config, cal, customer, order, reason, sub_reason, now)
+    if q.outcome is Outcome.REFUSED:
+        raise TicketRefused(q.explanation[0], **q.explanation_params)
+    problem = check_requested_amount(q, requested_fen)
+    if problem is not None:
+        raise TicketRefused(problem, max_fen=q.amount_fen)
+    ticket_no = uow.next_ticket_no(to_local(now).date())
+    ticket = Ticket(
+        ticket_no=ticket_no,
+        order_id=order.order_id,
+        customer_id=customer.customer_id,
+        reason=reason,
+        sub_reason=sub_reason,
+        priority=q.priority,
+        requested_fen=requested_fen,
+        quote=q,
+        review_due=q.review_due,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        uow.add_ticket(ticket)
+    except OpenTicketExists:
+        raise TicketRefused("precheck.refused.open_ticket", ticket_no="") from None
+    actor = f"customer:{customer.customer_id}"
+    _event(
+        uow,
+        ticket,
+        now,
+        actor,
+        "submitted",
+        None,
+        TicketStatus.SUBMITTED,
+        amount_fen=requested_fen,
+        outcome=q.outcome.value,
+        note=note,
+    )
+    for item in evidence:
+        uow.add_evidence(item.model_copy(update={"ticket_no": ticket_no}))
+    if q.outcome is Outcome.AUTO_APPROVE:
+        ticket = approve(uow, config, cal, ticket, order, requested_fen, "system", now)
+    return ticket
+
+
+def move(
+    uow: UnitOfWork,
+    ticket: Ticket,
+    trigger: str,
+    actor: str,
+    now: datetime,
+    changes: dict[str, Any] | None = None,
+    **data: Any,
+) -> Ticket:
+    """Move a ticket through its lifecycle (InvalidTransition if not allowed) with an event."""
+    status = next_status(ticket.status, trigger)
+    updated = ticket.model_copy(update={**(changes or {}), "status": status, "updated_at": now})
+    try:
+        stored = uow.update_ticket(updated)
+    except OpenTicketExists:
+        raise TicketRefused("appeal.error.other_open_ticket") from None
+    _event(uow, stored, now, actor, trigger, ticket.status, status, **data)
+    return stored
+
+
+def approve(
+    uow: UnitOfWork,
+    config: Config,
+    cal: WorkingCalendar,
+    ticket: Ticket,
+    order: Order,
+    amount_fen: int,
+    actor: str,
+    now: datetime,
+) -> Ticket:
+    """Approve and record the payout in the ledger under an idempotency key, before any money
+    moves, so a retried payout reuses the key and cannot pay twice."""
+    due = payout_due(now, order, config.policy, cal)
+    approved = move(
+        uow,
+        ticket,
+        "approve",
+        actor,
+        now,
+        {"approved_fen": amount_fen, "payout_due": due},
+        amount_fen=amount_fen,
+    )
+    try:
+        uow.add_refund(
+            RefundEntry(
+                idempotency_key=f"{ticket.ticket_no}/payout/{approved.appeal_count}",
+                ticket_no=ticket.ticket_no,
+                order_id=order.order_id,
+                amount_fen=amount_fen,
+                channel=order.payment_channel,
+                state=RefundState.PENDING,
+                created_at=now,
+            )
+        )
+    except RefundExceedsCashPaid:
+        raise TicketRefused("agent.error.amount_above_cap") from None
+    return approved
+
+
+def _event(
+    uow: UnitOfWork,
+    ticket: Ticket,
+    now: datetime,
+    actor: str,
+    kind: str,
+    from_status: TicketStatus | None,
+    to_status: TicketStatus | None,
+    **data: Any,
+) -> None:
+    uow.add_event(
+        TicketEvent(
+            ticket_no=ticket.ticket_no,
+            at=now,
+            actor=actor,
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            data={k: v for k, v in data.items() if v is not None},
+        )
+    )
+
+
+def add_note(
+    uow: UnitOfWork, ticket: Ticket, actor: str, now: datetime, kind: str, **data: Any
+) -> None:
+    """An audit event that does not change the status (e.g. evidence supplemented)."""
+    _event(uow, ticket, now, actor, kind, None, None, **data)
