@@ -43,29 +43,31 @@ class TicketRefused(Exception):
         self.params = params
 
 
-def summaries(tickets: Iterable[Ticket]) -> tuple[TicketSummary, ...]:
-    """What the rules need of earlier tickets."""
-    return tuple(
-        TicketSummary(
-            ticket_no=t.ticket_no,
-            order_id=t.order_id,
-            status=t.status,
-            created_at=t.created_at,
-            rejected_at=t.updated_at
-            if t.status in (TicketStatus.REJECTED, TicketStatus.CLOSED) and t.approved_fen is None
-            else None,
-        )
-        for t in tickets
-    )
-
-
 def history(uow: UnitOfWork, customer: Customer, order: Order) -> History:
     """The customer's orders and tickets and the order's refunds, as the rules see them."""
+    tickets = uow.tickets_of_customer(customer.customer_id)
     return History(
         orders=tuple(uow.orders_of(customer.customer_id)),
-        tickets=summaries(uow.tickets_of_customer(customer.customer_id)),
+        tickets=tuple(
+            TicketSummary(
+                ticket_no=t.ticket_no,
+                order_id=t.order_id,
+                status=t.status,
+                created_at=t.created_at,
+                rejected_at=_last_rejection(uow, t),
+            )
+            for t in tickets
+        ),
         refunded_fen=uow.refunded_fen(order.order_id),
     )
+
+
+def _last_rejection(uow: UnitOfWork, ticket: Ticket) -> datetime | None:
+    # only tickets that went through a rejection need their events read
+    if ticket.status not in (TicketStatus.REJECTED, TicketStatus.CLOSED, TicketStatus.APPEALED):
+        return None
+    rejections = [e.at for e in uow.events_of(ticket.ticket_no) if e.kind == "reject"]
+    return max(rejections, default=None)
 
 
 def quote(

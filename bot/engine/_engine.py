@@ -17,7 +17,7 @@ from transitions import MachineError
 from bot.calendar import WorkingCalendar
 from bot.clock import Clock
 from bot.config import Config
-from bot.engine._events import Button, Inbound, Kind, Reply, TurnResult
+from bot.engine._events import Button, Effect, Inbound, Kind, Reply, TurnResult
 from bot.engine._flows import ROOT, FlowSet, StateDecl, split_target
 from bot.engine._registry import Choice, Registry
 from bot.engine._turn import Services, Turn, UserError, turn_locale
@@ -134,11 +134,13 @@ class Engine:
         result.effects.extend(turn.effects)
         decl = self.flows.state(conv.flow, conv.state)
         if event.kind is not Kind.TIMER:
-            conv.remind_at = (
-                now + timedelta(minutes=self.config.dialogue.reminder_after_minutes)
-                if decl.remind
-                else None
-            )
+            conv.remind_at = None
+            if decl.remind:
+                delay = timedelta(minutes=self.config.dialogue.reminder_after_minutes)
+                conv.remind_at = now + delay
+                scheduled = Effect("reminder_scheduled", {"at": conv.remind_at.isoformat()})
+                result.effects.append(scheduled)
+        conv.updated_at = now
         uow.save_conversation(conv)
         for reply in result.replies:
             uow.enqueue(
