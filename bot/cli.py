@@ -1,4 +1,4 @@
-"""`refund-bot` command line: check, orders import (console, run, dialogues, diagram follow)."""
+"""`refund-bot` command line: run, console, check, orders import, diagram (dialogues follow)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, Secrets, load_config
 from bot.orders_import import ImportFileError, format_errors, import_orders, parse_orders
 from bot.store import StoreError
 from bot.store.sqlite import SqliteStore
@@ -46,6 +46,12 @@ def _cmd_console(args: argparse.Namespace, config: Config) -> int:
         return run_console(app)
     finally:
         app.close()
+
+
+def _cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.telegram import run
+
+    return run(config, Secrets.from_env())
 
 
 def _cmd_diagram(args: argparse.Namespace, config: Config) -> int:
@@ -112,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the Telegram bot (long polling, or webhook per config.yaml)",
+        description="Run the bot on Telegram. The token comes from REFUND_BOT_TOKEN; webhook mode "
+        "(telegram.mode: webhook) also needs REFUND_BOT_WEBHOOK_SECRET. telegram.base_url points "
+        "at a self-hosted Bot API server.",
+    )
+    run.set_defaults(handler=_cmd_run)
 
     check = sub.add_parser("check", help="validate config.yaml, the flows and message catalogs")
     check.set_defaults(handler=_cmd_check)

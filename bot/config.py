@@ -232,6 +232,16 @@ class TelegramConfig(Section):
     webhook: WebhookConfig = WebhookConfig()
     base_url: str | None = None  # e.g. http://127.0.0.1:8081/bot for a self-hosted Bot API server
     base_file_url: str | None = None
+    # updates per customer per minute; past it one polite answer, then drops until the minute ends
+    incoming_rate_limit: int = Field(default=20, ge=1, le=1000)
+    # an album arrives as one update per file: wait this long after the last one, then handle all
+    album_wait_seconds: float = Field(default=1.0, gt=0, le=10)
+    # deliver messages written elsewhere (agent desk, CLI) and retry failed sends this often
+    outbox_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    reminder_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    concurrent_updates: int = Field(default=64, ge=1, le=1024)  # different chats at once
+    # download evidence here (sha256, bytes checked against the declared type); null: do not
+    evidence_download_dir: Path | None = None
 
     @model_validator(mode="after")
     def _webhook_url(self) -> TelegramConfig:
@@ -326,6 +336,10 @@ def parse_config(data: Any, base_dir: Path | None = None) -> Config:
     if base_dir is not None and not config.store.path.is_absolute():
         store = config.store.model_copy(update={"path": base_dir / config.store.path})
         config = config.model_copy(update={"store": store})
+    folder = config.telegram.evidence_download_dir
+    if base_dir is not None and folder is not None and not folder.is_absolute():
+        telegram = config.telegram.model_copy(update={"evidence_download_dir": base_dir / folder})
+        config = config.model_copy(update={"telegram": telegram})
     return config
 
 

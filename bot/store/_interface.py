@@ -123,7 +123,9 @@ class UnitOfWork(Protocol):
 
     # outbox
     def enqueue(self, message: OutboxMessage) -> OutboxMessage: ...
-    def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]: ...
+    def pending_outbox(
+        self, limit: int = 100, channel: str | None = None, recipient: str | None = None
+    ) -> list[OutboxMessage]: ...  # oldest first; optionally one channel / one recipient
     def mark_sent(self, outbox_id: int, at: datetime) -> None: ...
 
 

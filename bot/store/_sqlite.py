@@ -704,12 +704,16 @@ class SqliteUnitOfWork:
         ).fetchall()[0]
         return dataclasses.replace(message, outbox_id=row[0], created_at=created_at)
 
-    def pending_outbox(self, limit: int = 100) -> list[OutboxMessage]:
-        """Unsent messages, oldest first, at most `limit`."""
+    def pending_outbox(
+        self, limit: int = 100, channel: str | None = None, recipient: str | None = None
+    ) -> list[OutboxMessage]:
+        """Unsent messages, oldest first, at most `limit`; only `channel` / `recipient` if given."""
+        # a NULL filter matches every row, so one statement serves all four combinations
         rows = self._run(
             f"SELECT {_OUTBOX_COLS} FROM outbox WHERE sent_at IS NULL"
-            " ORDER BY created_at, outbox_id LIMIT ?",
-            (limit,),
+            " AND (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR recipient = ?2)"
+            " ORDER BY created_at, outbox_id LIMIT ?3",
+            (channel, recipient, limit),
         ).fetchall()
         return [_outbox(r) for r in rows]
 

@@ -1,0 +1,141 @@
+"""The python-telegram-bot `Application` around the adapter, and `refund-bot run`."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from telegram import Update
+from telegram.constants import UpdateType
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseRateLimiter,
+    TypeHandler,
+)
+from telegram.request import BaseRequest
+
+from bot.app import App, build_app
+from bot.config import Config, Secrets
+from bot.telegram._adapter import TelegramAdapter
+from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
+
+# what the customer flows need; the agent desk (issue 5) will add its own
+ALLOWED_UPDATES: list[str] = [UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY]
+RATE_LIMIT_RETRIES = 3  # a 429 is waited out (retry_after) and retried this many times
+# the Bot API's rule for the secret token Telegram echoes in X-Telegram-Bot-Api-Secret-Token
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+BotApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass
+class TelegramBot:
+    """The PTB application and the adapter whose handlers, jobs and hooks it runs."""
+
+    application: BotApplication
+    adapter: TelegramAdapter
+
+
+def build_bot(
+    app: App,
+    token: str,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    rate_limiter: BaseRateLimiter[Any] | None = None,
+) -> TelegramBot:
+    """Wire the adapter into an Application (tests pass a fake `request` transport)."""
+    settings = app.config.telegram
+    locks = ChatLocks()
+    adapter = TelegramAdapter(app, locks=locks)
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .concurrent_updates(PerChatUpdateProcessor(settings.concurrent_updates, locks))
+        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .post_init(adapter.start_up)
+        .post_stop(adapter.shut_down)
+    )
+    if settings.base_url:
+        builder = builder.base_url(settings.base_url)
+    if settings.base_file_url:
+        builder = builder.base_file_url(settings.base_file_url)
+    if request is not None:
+        builder = builder.request(request)
+    if get_updates_request is not None:
+        builder = builder.get_updates_request(get_updates_request)
+    application: BotApplication = builder.build()
+    application.add_handler(TypeHandler(Update, adapter.on_update))
+    application.add_error_handler(adapter.on_error)
+    jobs = application.job_queue
+    if jobs is None:  # pragma: no cover - the job-queue extra is a dependency
+        raise RuntimeError('install "python-telegram-bot[job-queue]"')
+    jobs.run_repeating(
+        adapter.deliver_job, interval=settings.outbox_interval_seconds, name="outbox"
+    )
+    jobs.run_repeating(
+        adapter.reminder_job, interval=settings.reminder_interval_seconds, name="reminders"
+    )
+    return TelegramBot(application, adapter)
+
+
+def webhook_options(config: Config, secret: str) -> dict[str, Any]:
+    """Arguments of `run_webhook` / `Updater.start_webhook`: PTB's server checks the secret."""
+    hook = config.telegram.webhook
+    return {
+        "listen": hook.listen,
+        "port": hook.port,
+        "url_path": hook.path,
+        "webhook_url": hook.url,
+        "secret_token": secret,
+        "allowed_updates": ALLOWED_UPDATES,
+    }
+
+
+def secret_problems(config: Config, secrets: Secrets) -> list[str]:
+    """What is missing from the environment to run in the configured mode."""
+    problems = []
+    if not secrets.token:
+        problems.append("REFUND_BOT_TOKEN is not set: put the bot token from @BotFather there")
+    if config.telegram.mode == "webhook":
+        if not secrets.webhook_secret:
+            problems.append(
+                "REFUND_BOT_WEBHOOK_SECRET is not set: webhook mode needs a secret token "
+                "(1-256 characters A-Z a-z 0-9 _ -)"
+            )
+        elif not _SECRET_TOKEN.match(secrets.webhook_secret):
+            problems.append(
+                "REFUND_BOT_WEBHOOK_SECRET may only hold 1-256 characters A-Z a-z 0-9 _ -"
+            )
+    return problems
+
+
+def run(
+    config: Config,
+    secrets: Secrets,
+    *,
+    request: BaseRequest | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """`refund-bot run`: long polling, or PTB's webhook server; 2 when a secret is missing."""
+    problems = secret_problems(config, secrets)
+    for problem in problems:
+        print(f"refund-bot run: {problem}", file=stderr or sys.stderr)
+    if problems:
+        return 2
+    assert secrets.token is not None
+    app = build_app(config)
+    try:
+        bot = build_bot(app, secrets.token, request=request, get_updates_request=request)
+        if config.telegram.mode == "webhook":
+            assert secrets.webhook_secret is not None
+            bot.application.run_webhook(**webhook_options(config, secrets.webhook_secret))
+        else:
+            bot.application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    finally:
+        app.close()
+    return 0

@@ -1,0 +1,53 @@
+"""The per-customer incoming rate limit, checked before anything is written."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+
+WINDOW_SECONDS = 60.0
+
+
+class Verdict(Enum):
+    ALLOW = "allow"
+    WARN = "warn"  # the first update over the limit: answer politely once
+    DROP = "drop"  # the rest until the window has room again: silence
+
+
+class IncomingLimit:
+    """At most `per_minute` updates per customer in any sliding minute."""
+
+    # Only allowed updates count: a customer who keeps flooding still gets `per_minute` turns a
+    # minute, and one who stops is heard again as soon as the minute has room.
+
+    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._now = monotonic
+        self._seen: dict[int, deque[float]] = {}
+        self._warned: set[int] = set()
+
+    def check(self, user_id: int) -> Verdict:
+        """Count the update if it is allowed."""
+        now = self._now()
+        seen = self._seen.setdefault(user_id, deque())
+        while seen and seen[0] <= now - WINDOW_SECONDS:
+            seen.popleft()
+        if len(seen) < self.per_minute:
+            seen.append(now)
+            self._warned.discard(user_id)
+            if len(self._seen) > 10_000:
+                self._forget_idle(now)
+            return Verdict.ALLOW
+        if user_id in self._warned:
+            return Verdict.DROP
+        self._warned.add(user_id)
+        return Verdict.WARN
+
+    def _forget_idle(self, now: float) -> None:
+        """Keep memory bounded: customers quiet for a minute start from scratch anyway."""
+        idle = [u for u, seen in self._seen.items() if not seen or seen[-1] <= now - WINDOW_SECONDS]
+        for user_id in idle:
+            del self._seen[user_id]
+            self._warned.discard(user_id)
