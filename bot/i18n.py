@@ -88,7 +88,7 @@ class Catalog:
         template = self._messages.get(locale, self._messages[self.default])[key]
         text = _FORMATTER.vformat(template, (), dict(params or {}))
         # an empty optional parameter must not leave a gap of blank lines behind
-        return _BLANK_LINES.sub("\n\n", text).strip()
+        return _BLANK_LINES.sub("\n\n", text).strip("\n")
 
     def problems(self, used_keys: Iterable[str] = ()) -> list[str]:
         """Keys missing from a locale, placeholders that differ between locales, unknown keys."""

@@ -46,6 +46,9 @@ def cancel_flow(turn: Turn) -> None:
         turn.data.pop(key, None)
     if had_application:
         turn.say("common.cancelled")
+    if "handoff" in turn.data:
+        # leaving a person's chat by cancel, menu, refund or status ends it, as "leave" does
+        end_handoff(turn)
 
 
 @STEPS.action("switch_language")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from bot.dialogue._common import STEPS
 from bot.engine import Turn
 from bot.phone import normalise_phone
 
-_ORDER_NO = re.compile(r"^[A-Za-z0-9\-]{4,64}$")
+# as long as the shop's order ids may be (the model allows 1-64 characters)
+_ORDER_NO = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
+
+
+def _typed(turn: Turn) -> str:
+    """The typed answer with full-width characters (a Chinese keyboard's ８０００) made ASCII."""
+    return unicodedata.normalize("NFKC", turn.arg or "").strip()
 
 
 @STEPS.condition("contact_is_own")
@@ -69,28 +76,30 @@ def has_link_attempts_left(turn: Turn) -> bool:
 
 @STEPS.condition("looks_like_order_no")
 def looks_like_order_no(turn: Turn) -> bool:
-    if not _ORDER_NO.match(turn.arg or ""):
+    if not _ORDER_NO.match(_typed(turn)):
         return turn.refuse("start.error.order_no_format")
     return True
 
 
 @STEPS.action("remember_order_no")
 def remember_order_no(turn: Turn) -> None:
-    turn.data["link_order_no"] = (turn.arg or "").upper()
+    turn.data["link_order_no"] = _typed(turn)
 
 
 @STEPS.condition("is_four_digits")
 def is_four_digits(turn: Turn) -> bool:
-    if not re.fullmatch(r"\d{4}", turn.arg or ""):
+    if not re.fullmatch(r"[0-9]{4}", _typed(turn)):
         return turn.refuse("start.error.last4_format")
     return True
 
 
 @STEPS.condition("order_and_last4_match")
 def order_and_last4_match(turn: Turn) -> bool:
-    order = turn.uow.order(str(turn.data.get("link_order_no", "")))
+    typed = str(turn.data.get("link_order_no", ""))
+    # ids are stored as the shop exported them; customers often type them in another case
+    order = next((o for o in map(turn.uow.order, (typed, typed.upper(), typed.lower())) if o), None)
     # the same answer whether the order is unknown or the digits are wrong: no enumeration
-    if order is None or not order.phone.endswith(turn.arg or "-"):
+    if order is None or not order.phone.endswith(_typed(turn) or "-"):
         return False
     customer = turn.uow.customer_by_phone(order.phone)
     if customer is None:

@@ -169,7 +169,8 @@ def escalation(turn: Turn) -> View:
         rejection=str(reject.data.get("reason", "")) if reject else "",
         timeline=render.timeline(turn, events),
         evidence="\n".join(
-            f"- {e.kind.value} {e.caption or e.file_unique_id} ({render.moment(e.added_at)})"
+            f"- {turn.t(f'evidence.kind.{e.kind.value}')} {e.caption or e.file_unique_id} "
+            f"({render.moment(e.added_at)})"
             for e in evidence
         )
         or "—",
@@ -210,6 +211,15 @@ def _attach(turn: Turn, ticket: Ticket) -> int:
         turn.uow.add_evidence(item.model_copy(update={"ticket_no": ticket.ticket_no}))
     turn.data.pop("evidence", None)
     return len(items)
+
+
+@STEPS.action("ticket_moved_on")
+def ticket_moved_on(turn: Turn) -> None:
+    """The ticket moved on while the customer was adding material (an agent decided, another
+    device appealed): nothing is sent, the customer sees where the ticket stands now."""
+    turn.data.pop("evidence", None)
+    turn.data.pop("note", None)
+    turn.say("status.moved_on", ticket_no=_ticket(turn).ticket_no)
 
 
 @STEPS.action("send_supplement")

@@ -243,6 +243,9 @@ class Engine:
         if not moved:
             if turn.error is None:
                 self._misunderstood(turn, result)
+            elif turn.event.kind is Kind.TEXT:
+                # typed text the step refuses ("all of it" for an amount) is misunderstood too
+                self._misunderstood(turn, result, *turn.error)
             else:
                 self._render(turn, result, reprompt=True)
             return
@@ -258,12 +261,16 @@ class Engine:
         self._render(turn, result)
 
     def _misunderstood(
-        self, turn: Turn, result: TurnResult, key: str = "common.misunderstood"
+        self,
+        turn: Turn,
+        result: TurnResult,
+        key: str = "common.misunderstood",
+        params: dict[str, Any] | None = None,
     ) -> tuple[str, str | None] | None:
         """Re-prompt after input that is no answer; returns None: nothing to fire."""
         misses = int(turn.data.get("misses", 0)) + 1
         turn.data["misses"] = misses
-        turn.error = (key, {})
+        turn.error = (key, params or {})
         if misses >= self.config.dialogue.misunderstood_before_agent:
             turn.data["misses"] = 0
             turn.say("common.offer_agent")
@@ -294,10 +301,11 @@ class Engine:
                 continue
             if b.when is None or self.registry.conditions[b.when](turn):
                 choices.append(Choice(b.trigger, b.arg, label_key=b.label))
-        if decl.global_buttons:
-            choices.extend(
-                Choice(b.trigger, b.arg, label_key=b.label) for b in self.flows.globals.buttons
-            )
+        offered = any(e.kind == "agent_offered" for e in turn.effects)
+        for b in self.flows.globals.buttons:
+            # the offer of an agent names the agent button: show it where the row is left out
+            if decl.global_buttons or (offered and b.trigger == "agent"):
+                choices.append(Choice(b.trigger, b.arg, label_key=b.label))
         buttons = self._menu(conv, choices, locale)
         contact = [b for b in decl.buttons if b.request_contact]
         if contact:
@@ -330,7 +338,8 @@ class Engine:
     def _menu_item(conv: Conversation, token: str) -> tuple[str, str | None] | None:
         menu = conv.data.get("menu") or {}
         nonce, _, index = token.partition(".")
-        if not index.isdigit() or nonce != menu.get("nonce"):
+        # the engine writes ASCII indexes; "٣" is a digit to isdigit() but no token of ours
+        if not (index.isascii() and index.isdigit()) or nonce != menu.get("nonce"):
             return None
         items = menu.get("items", [])
         i = int(index)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from bot.engine import ContactInfo, FileInfo, Inbound, Kind, Reply, TurnResult
 from bot.orders_import import import_orders
 from bot.store import ConversationKey
 from bot.store.sqlite import SqliteStore
+from bot.tickets import move
 from tests.factories import at, make_order, repo_config
 
 _ids = itertools.count(1)
@@ -107,6 +108,13 @@ class Chat:
             return uow.tickets_of_customer(customer.customer_id)
 
 
+def another_chat(chat: Chat, name: str) -> Chat:
+    """The same Telegram user in another conversation (a second device, a group's topic)."""
+    other = Chat(chat.app, user_id=chat.user_id, language=chat.language)
+    other.key = ConversationKey("telegram", name)
+    return other
+
+
 def file_info(name: str, size: int = 200_000, kind: EvidenceKind = EvidenceKind.PHOTO) -> FileInfo:
     return FileInfo(
         kind=kind,
@@ -122,6 +130,9 @@ def test_config(tmp_path: Path, **overrides: Any) -> Config:
         repo_config().model_dump(mode="json"), {"store": {"path": str(tmp_path / "t.sqlite3")}}
     )
     return parse_config(deep_merge(data, overrides))
+
+
+test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def demo_orders() -> list[Order]:
@@ -196,3 +207,142 @@ def chat(app: App) -> Chat:
 
 def advance(clock: FixedClock, **delta: float) -> None:
     clock.advance(timedelta(**delta))
+
+
+def apply_for(chat: Chat, order: str, reason: str, *choices: str, photos: int = 0) -> Ticket:
+    """File a ticket through the dialogue: order and reason by label, then `choices` pressed
+    before "继续申请" (a sub-reason, the activation dispute), `photos` uploaded, full amount."""
+    chat.command("refund")
+    chat.press(order)
+    chat.press(reason)
+    for label in choices:
+        chat.press(label)
+    chat.press("继续申请")
+    assert chat.state == "apply.evidence", chat.text
+    for i in range(photos):
+        chat.photo(f"{order}-{reason}-{i}")
+    chat.press("上传完成")
+    chat.press("全额")
+    chat.press("确认提交")
+    assert chat.state == "status.detail", chat.text
+    return chat.tickets()[0]
+
+
+def agent_moves(app: App, ticket_no: str, trigger: str, **data: Any) -> Ticket:
+    """What the agent desk does: move a ticket through its lifecycle (request_info, reject...)."""
+    with app.store.unit_of_work() as uow:
+        ticket = uow.ticket(ticket_no)
+        assert ticket is not None
+        return move(uow, ticket, trigger, "agent:1", app.clock.now(), **data)
+
+
+def outbox_of(app: App, chat: Chat) -> list[dict[str, Any]]:
+    """The payloads waiting to be sent to this chat."""
+    with app.store.unit_of_work() as uow:
+        return [m.payload for m in uow.pending_outbox(1000) if m.recipient == chat.key.user_id]
+
+
+def _c1_ticket(app: App, chat: Chat) -> Ticket:
+    chat.link()
+    return apply_for(chat, "知行", "七天无理由", "我没有真正使用", photos=1)
+
+
+def _to_escalation(app: App, chat: Chat) -> None:
+    ticket = _c1_ticket(app, chat)
+    agent_moves(app, ticket.ticket_no, "reject", reason="有学习记录")
+    chat.command("status")
+    chat.press(ticket.ticket_no)
+    chat.press("申诉")
+    chat.press("开始申诉")
+    chat.type("我没有用过")
+    chat.press("提交申诉")
+    agent_moves(app, ticket.ticket_no, "reject", reason="仍有学习记录")
+    chat.command("status")
+    chat.press(ticket.ticket_no)
+    chat.press("投诉渠道")
+
+
+def _to_supplement(app: App, chat: Chat) -> None:
+    ticket = _c1_ticket(app, chat)
+    agent_moves(app, ticket.ticket_no, "request_info", request="请上传学习记录截图")
+    chat.command("status")
+    chat.press(ticket.ticket_no)
+    chat.press("补充材料")
+
+
+def _to_appeal(app: App, chat: Chat) -> None:
+    ticket = _c1_ticket(app, chat)
+    agent_moves(app, ticket.ticket_no, "reject", reason="有学习记录")
+    chat.command("status")
+    chat.press(ticket.ticket_no)
+    chat.press("申诉")
+
+
+def _to_detail(app: App, chat: Chat) -> None:
+    _c1_ticket(app, chat)
+
+
+def _to_appeal_upload(app: App, chat: Chat) -> None:
+    _to_appeal(app, chat)
+    chat.press("开始申诉")
+
+
+def _steps(*steps: str, linked: bool = True) -> Callable[[App, Chat], None]:
+    """Reach a state by steps 'press:label', 'type:text', 'command:name'."""
+
+    def run(app: App, chat: Chat) -> None:
+        if linked:
+            chat.link()
+        else:
+            chat.command("start")
+        for step in steps:
+            kind, _, arg = step.partition(":")
+            getattr(chat, kind)(arg)
+
+    return run
+
+
+def _to_locked(app: App, chat: Chat) -> None:
+    chat.command("start")
+    chat.press("用订单号验证")
+    for _ in range(app.config.dialogue.link_attempts):
+        chat.type("V1")
+        chat.type("1111")
+
+
+# how to get a fresh customer to every state of every flow (a test checks none is missing)
+REACH: dict[str, Callable[[App, Chat], None]] = {
+    "start.welcome": _steps(linked=False),
+    "start.ask_order_no": _steps("press:用订单号验证", linked=False),
+    "start.ask_last4": _steps("press:用订单号验证", "type:V1", linked=False),
+    "start.locked": _to_locked,
+    "menu.main": _steps(),
+    "apply.choose_order": _steps("press:申请退款"),
+    "apply.choose_reason": _steps("press:申请退款", "press:星河"),
+    "apply.choose_sub_reason": _steps("press:申请退款", "press:力健", "press:服务未达标"),
+    "apply.precheck": _steps("press:申请退款", "press:星河", "press:七天无理由"),
+    "apply.evidence": _steps("press:申请退款", "press:星河", "press:七天无理由", "press:继续申请"),
+    "apply.amount": _steps(
+        "press:申请退款", "press:星河", "press:七天无理由", "press:继续申请", "press:上传完成"
+    ),
+    "apply.confirm": _steps(
+        "press:申请退款",
+        "press:星河",
+        "press:七天无理由",
+        "press:继续申请",
+        "press:上传完成",
+        "press:全额",
+    ),
+    "status.list": _steps("press:我的售后"),
+    "status.detail": _to_detail,
+    "status.escalation": _to_escalation,
+    "supplement.upload": _to_supplement,
+    "appeal.explain": _to_appeal,
+    "appeal.upload": _to_appeal_upload,
+    "handoff.with_agent": _steps("command:agent"),
+}
+
+
+def reach(app: App, chat: Chat, where: str) -> None:
+    REACH[where](app, chat)
+    assert chat.state == where, (where, chat.state, chat.text)
