@@ -28,6 +28,19 @@ class _Formatter(string.Formatter):
 
 
 _FORMATTER = _Formatter()
+
+
+class _Lenient(dict[str, Any]):
+    """Parameters where an absent one reads as a fixed text."""
+
+    def __init__(self, missing: str, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        self._missing = missing
+
+    def __missing__(self, key: str) -> str:
+        return self._missing
+
+
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 
 
@@ -83,10 +96,20 @@ class Catalog:
                 return loc
         return self.default
 
-    def text(self, locale: str, key: str, params: Mapping[str, Any] | None = None) -> str:
-        """The text of `key` in `locale` with `params` filled in; KeyError if the key is unknown."""
+    def text(
+        self,
+        locale: str,
+        key: str,
+        params: Mapping[str, Any] | None = None,
+        missing: str | None = None,
+    ) -> str:
+        """The text of `key` in `locale` with `params` filled in; KeyError if the key is unknown
+        (or a parameter is, unless `missing` says what to show instead)."""
         template = self._messages.get(locale, self._messages[self.default])[key]
-        text = _FORMATTER.vformat(template, (), dict(params or {}))
+        values: dict[str, Any] = (
+            dict(params or {}) if missing is None else _Lenient(missing, params or {})
+        )
+        text = _FORMATTER.vformat(template, (), values)
         # an empty optional parameter must not leave a gap of blank lines behind
         return _BLANK_LINES.sub("\n\n", text).strip("\n")
 

@@ -69,6 +69,8 @@ def show_help(turn: Turn) -> None:
 
 @STEPS.action("request_handoff")
 def request_handoff(turn: Turn) -> None:
+    if "handoff" in turn.data:
+        return  # already with a person: the desk has the case
     turn.data["handoff"] = {"since": turn.now.isoformat(), "reason": turn.data.get("reason")}
     turn.effect(
         "handoff_requested",

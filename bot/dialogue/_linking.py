@@ -10,7 +10,7 @@ from bot.engine import Turn
 from bot.phone import normalise_phone
 
 # as long as the shop's order ids may be (the model allows 1-64 characters)
-_ORDER_NO = re.compile(r"^[A-Za-z0-9\-]{1,64}$")
+_ORDER_NO = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 def _typed(turn: Turn) -> str:
@@ -54,6 +54,8 @@ def _link(turn: Turn, customer_id: int) -> None:
     customer = turn.require_customer()
     if customer.locale is not None and turn.conv.locale is None:
         turn.conv.locale = customer.locale
+    elif customer.locale is None and turn.conv.locale is not None:
+        turn.uow.set_customer_locale(customer_id, turn.conv.locale)
     turn.data.pop("link_failures", None)
     turn.say("start.linked", name=customer.name)
 

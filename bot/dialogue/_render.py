@@ -106,6 +106,8 @@ def timeline(turn: Turn, events: list[TicketEvent]) -> str:
     for e in events:
         key = f"timeline.{e.kind}"
         params = {k: v for k, v in e.data.items() if isinstance(v, str | int)}
-        text = turn.t(key, **params) if turn.services.catalog.has(key) else e.kind
+        catalog = turn.services.catalog
+        # an event recorded without a detail its text names still shows, with the detail blank
+        text = catalog.text(turn.locale, key, params, missing="") if catalog.has(key) else e.kind
         lines.append(f"{moment(e.at)}  {text}")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.dialogue import _render as render
 from bot.dialogue._common import STEPS
 from bot.dialogue._evidence import checklist, collected, requirement, stored_evidence
@@ -186,10 +188,18 @@ def escalation(turn: Turn) -> View:
 def supplement_checklist(turn: Turn) -> View:
     ticket = _ticket(turn)
     request = _last_event(turn.uow.events_of(ticket.ticket_no), "request_info")
-    params = checklist(turn, requirement(turn))
+    params = _material_checklist(turn)
     params["request"] = str(request.data.get("request", "")) if request else ""
     params["ticket_no"] = ticket.ticket_no
     return View(params=params)
+
+
+def _material_checklist(turn: Turn) -> dict[str, Any]:
+    """The upload checklist of a supplement or an appeal, where a typed note counts too."""
+    params = checklist(turn, requirement(turn))
+    ready = bool(collected(turn)) or bool(turn.data.get("note"))
+    params["status"] = turn.t("supplement.ready" if ready else "supplement.waiting")
+    return params
 
 
 @STEPS.action("remember_note")
@@ -260,7 +270,7 @@ def appeal_explain(turn: Turn) -> View:
 
 @STEPS.view("appeal_checklist")
 def appeal_checklist(turn: Turn) -> View:
-    params = checklist(turn, requirement(turn))
+    params = _material_checklist(turn)
     params["ticket_no"] = _ticket(turn).ticket_no
     return View(params=params)
 
