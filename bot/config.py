@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from bot.domain import (
     SUB_REASONS,
@@ -40,7 +48,13 @@ def _yuan_to_fen(value: object) -> object:
 
 
 # An amount written in yuan in config.yaml ("200.00"), held as integer fen.
-YuanAsFen = Annotated[int, BeforeValidator(_yuan_to_fen), Field(ge=0)]
+YuanAsFen = Annotated[
+    int,
+    BeforeValidator(_yuan_to_fen),
+    Field(ge=0),
+    # dumped as yuan text, so a config written back out reads in as the same amount
+    PlainSerializer(lambda fen: f"{fen // 100}.{fen % 100:02d}", return_type=str, when_used="json"),
+]
 
 
 class Section(BaseModel):
@@ -255,6 +269,10 @@ class TelegramConfig(Section):
 class AgentDesk(Section):
     chat_id: int | None = None  # the agents' supergroup
     agent_ids: tuple[int, ...] = ()  # numeric Telegram user ids allowed to act on tickets
+    transcript_lines: int = Field(default=10, ge=0, le=20)  # of the conversation, on the card
+    queue_size: int = Field(default=20, ge=1, le=50)  # tickets listed by /queue
+    # how often overdue reviews and payouts are looked for (the deadlines live in the store)
+    deadline_check_seconds: float = Field(default=300.0, gt=0, le=86400)
 
 
 class Dialogue(Section):

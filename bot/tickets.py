@@ -203,6 +203,32 @@ def approve(
     return approved
 
 
+def mark_refunded(
+    uow: UnitOfWork, ticket: Ticket, actor: str, now: datetime
+) -> tuple[Ticket, RefundEntry]:
+    """The money arrived: the ticket's pending payout becomes paid, under its idempotency key."""
+    pending = [
+        r
+        for r in uow.refunds_of_order(ticket.order_id)
+        if r.ticket_no == ticket.ticket_no and r.state is RefundState.PENDING
+    ]
+    if not pending:
+        raise TicketRefused("desk.error.no_payout", ticket_no=ticket.ticket_no)
+    entry = pending[-1]
+    # the move first: it refuses (InvalidTransition) before the ledger is touched
+    moved = move(
+        uow,
+        ticket,
+        "mark_refunded",
+        actor,
+        now,
+        idempotency_key=entry.idempotency_key,
+        amount_fen=entry.amount_fen,
+    )
+    uow.set_refund_state(entry.idempotency_key, RefundState.PAID)
+    return moved, entry.model_copy(update={"state": RefundState.PAID})
+
+
 def _event(
     uow: UnitOfWork,
     ticket: Ticket,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.config import ConfigError, Secrets, deep_merge, load_config
+from bot.config import ConfigError, Secrets, deep_merge, load_config, parse_config
 from bot.domain import EvidenceKind, Reason, SubReason
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,3 +119,10 @@ def test_secrets_come_from_the_environment() -> None:
     secrets = Secrets.from_env({"REFUND_BOT_TOKEN": "123:abc", "REFUND_BOT_WEBHOOK_SECRET": ""})
     assert secrets.token == "123:abc"
     assert secrets.webhook_secret is None
+
+
+def test_a_dumped_config_reads_back_the_same() -> None:
+    config = load_config(REPO / "config.yaml")
+    again = parse_config(config.model_dump(mode="json"))
+    assert again.policy.fast_refund.max_amount == config.policy.fast_refund.max_amount == 20000
+    assert again == config

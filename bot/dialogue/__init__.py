@@ -1,6 +1,8 @@
-"""The customer dialogue's callbacks, registered by name in one explicit registry (STEPS)."""
+"""The customer dialogue's callbacks, registered by name in one explicit registry (STEPS), and
+the renderers of texts built from several catalog entries (shared with the agent desk)."""
 
-from bot.dialogue import _apply, _linking, _status  # noqa: F401  (they register their steps)
+from bot.dialogue import _apply, _handoff, _linking, _status  # noqa: F401  (they register their steps)
+from bot.dialogue import _render as render
 from bot.dialogue._common import STEPS
 
-__all__ = ["STEPS"]
+__all__ = ["STEPS", "render"]

@@ -8,7 +8,7 @@ from bot.dialogue._evidence import checklist, stored_evidence
 from bot.domain import SUB_REASONS, Order, Outcome, Quote, Reason, SubReason
 from bot.engine import Choice, Turn, UserError, View
 from bot.money import parse_yuan
-from bot.rules import check_requested_amount
+from bot.rules import check_requested_amount, coupon_returned
 from bot.tickets import TicketRefused, quote, submit
 
 
@@ -220,11 +220,8 @@ def remember_default_amount(turn: Turn) -> None:
 def confirm_summary(turn: Turn) -> View:
     q = _quote(turn)
     order = _order(turn)
-    coupon = (
-        turn.t("confirm.coupon_returned", coupon_fen=q.coupon_returned_fen)
-        if q.coupon_returned_fen
-        else ""
-    )
+    returned = coupon_returned(q, int(turn.data["amount_fen"]))
+    coupon = turn.t("confirm.coupon_returned", coupon_fen=returned) if returned else ""
     return View(
         params={
             "order": render.order_label(turn, order),

@@ -69,15 +69,18 @@ def show_help(turn: Turn) -> None:
 
 @STEPS.action("request_handoff")
 def request_handoff(turn: Turn) -> None:
+    # the desk offered a person for an overdue payout: that ticket is what the person is about
+    offered = turn.data.pop("offered_ticket", None)
     if "handoff" in turn.data:
         return  # already with a person: the desk has the case
-    turn.data["handoff"] = {"since": turn.now.isoformat(), "reason": turn.data.get("reason")}
+    reason = "payout_overdue" if offered else turn.data.get("reason") or "customer_asked"
+    turn.data["handoff"] = {"since": turn.now.isoformat(), "reason": reason}
     turn.effect(
         "handoff_requested",
         customer_id=turn.conv.customer_id,
-        ticket_no=turn.data.get("ticket_no"),
+        ticket_no=offered or turn.data.get("ticket_no"),
         order_id=turn.data.get("order_id"),
-        reason=turn.data.get("reason") or "customer_asked",
+        reason=reason,
     )
 
 

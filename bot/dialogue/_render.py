@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.clock import to_local
+from bot.config import Config
 from bot.domain import Order, Outcome, Quote, Ticket, TicketEvent
 from bot.engine import Turn
+
+
+class Speaker(Protocol):
+    """Whom texts are rendered for: a customer's Turn, or the agent desk (agents' locale)."""
+
+    @property
+    def locale(self) -> str: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    def t(self, key: str, **params: Any) -> str: ...
 
 
 def day(value: date | None) -> str:
@@ -18,35 +31,36 @@ def moment(value: datetime) -> str:
     return to_local(value).strftime("%Y-%m-%d %H:%M")
 
 
-def order_label(turn: Turn, order: Order) -> str:
+def order_label(turn: Speaker, order: Order) -> str:
     return turn.t(
         "apply.order_label",
         product=order.product_name,
         paid_fen=order.cash_paid_fen,
         paid_on=day(to_local(order.paid_at).date()),
+        order_id=order.order_id,
     )
 
 
-def reason_label(turn: Turn, reason: str, sub_reason: str | None) -> str:
+def reason_label(turn: Speaker, reason: str, sub_reason: str | None) -> str:
     text = turn.t(f"reason.{reason}")
     if sub_reason:
         text += " · " + turn.t(f"sub_reason.{sub_reason}")
     return text
 
 
-def _explanation_params(turn: Turn, quote: Quote) -> dict[str, Any]:
+def _explanation_params(turn: Speaker, quote: Quote) -> dict[str, Any]:
     params: dict[str, Any] = dict(quote.explanation_params)
     if "category" in params:
         params["category"] = turn.t(f"category.{params['category']}")
     return params
 
 
-def explanation(turn: Turn, quote: Quote) -> str:
+def explanation(turn: Speaker, quote: Quote) -> str:
     params = _explanation_params(turn, quote)
     return "\n".join(turn.t(key, **params) for key in quote.explanation)
 
 
-def breakdown(turn: Turn, quote: Quote) -> str:
+def breakdown(turn: Speaker, quote: Quote) -> str:
     lines = [
         turn.t(line.key, amount_fen=line.amount_fen, **line.params) for line in quote.breakdown
     ]
@@ -54,7 +68,7 @@ def breakdown(turn: Turn, quote: Quote) -> str:
     return "\n".join(lines)
 
 
-def legal(turn: Turn, refs: tuple[str, ...]) -> str:
+def legal(turn: Speaker, refs: tuple[str, ...]) -> str:
     if not refs:
         return ""
     lines = []
@@ -70,7 +84,7 @@ def legal(turn: Turn, refs: tuple[str, ...]) -> str:
     return turn.t("legal.heading") + "\n" + "\n".join(lines)
 
 
-def deadline(turn: Turn, quote: Quote) -> str:
+def deadline(turn: Speaker, quote: Quote) -> str:
     low, high = quote.payout_window
     if quote.outcome is Outcome.AUTO_APPROVE:
         return turn.t("precheck.deadline.auto", low=low, high=high)
@@ -79,7 +93,7 @@ def deadline(turn: Turn, quote: Quote) -> str:
     return turn.t("precheck.deadline.review", review_due=day(quote.review_due), low=low, high=high)
 
 
-def precheck(turn: Turn, quote: Quote) -> dict[str, Any]:
+def precheck(turn: Speaker, quote: Quote) -> dict[str, Any]:
     """Parameters of the pre-check message."""
     refused = quote.outcome is Outcome.REFUSED
     sections = [
@@ -97,7 +111,7 @@ def precheck(turn: Turn, quote: Quote) -> dict[str, Any]:
 STATUS_KEYS = "status.name."
 
 
-def status_name(turn: Turn, ticket: Ticket) -> str:
+def status_name(turn: Speaker, ticket: Ticket) -> str:
     return turn.t(STATUS_KEYS + ticket.status.value)
 
 

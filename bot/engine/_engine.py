@@ -93,6 +93,12 @@ class Engine:
                 )
         raise ConcurrentUpdate(f"conversation {event.key} kept changing")
 
+    def handle_in(self, uow: UnitOfWork, event: Inbound, now: datetime) -> TurnResult:
+        """One turn inside the caller's unit of work, so that it commits or rolls back with the
+        caller's own writes (an agent's action and what it does to the customer's chat)."""
+        # no retry here: a ConcurrentUpdate or a UserError is the caller's to roll back and report
+        return self._handle(uow, event, now, None)
+
     def fire_reminders(self) -> list[TurnResult]:
         """Send the one reminder of every conversation left mid-flow past its delay."""
         now = self.clock.now()
@@ -173,7 +179,8 @@ class Engine:
                 self._render(turn, result)
             conv.remind_at = None
             return
-        self._remember(conv, "customer", self._describe(event))
+        if event.kind is not Kind.SYSTEM:  # the desk's own events are not the customer's words
+            self._remember(conv, "customer", self._describe(event, conv))
         if decl.quiet and event.kind in (Kind.TEXT, Kind.FILE, Kind.CONTACT):
             # a person has the chat: the bot stays quiet, the desk relays (see bot/handoff)
             turn.effect("relay_to_agent", text=event.text, files=[f.file_id for f in event.files])
@@ -335,7 +342,8 @@ class Engine:
         return tuple(buttons)
 
     @staticmethod
-    def _menu_item(conv: Conversation, token: str) -> tuple[str, str | None] | None:
+    def _menu_item(conv: Conversation, token: str) -> tuple[str, str | None, str] | None:
+        """(trigger, arg, label) of a button of the latest prompt, or None: stale or forged."""
         menu = conv.data.get("menu") or {}
         nonce, _, index = token.partition(".")
         # the engine writes ASCII indexes; "٣" is a digit to isdigit() but no token of ours
@@ -345,12 +353,16 @@ class Engine:
         i = int(index)
         if i >= len(items):
             return None
-        return items[i][0], items[i][1]
+        return items[i][0], items[i][1], items[i][2]
 
     # -- transcript (shown to the agent on handoff) ------------------------------------------
 
     @staticmethod
-    def _describe(event: Inbound) -> str:
+    def _describe(event: Inbound, conv: Conversation) -> str:
+        """The transcript line of an event: a press shows the label the customer saw."""
+        if event.kind is Kind.BUTTON:
+            item = Engine._menu_item(conv, event.token)
+            return f"[{item[2]}]" if item is not None else "[button]"
         if event.kind is Kind.TEXT:
             return event.text
         if event.kind is Kind.COMMAND:

@@ -82,6 +82,11 @@ def check_requested_amount(quote: Quote, requested_fen: int) -> str | None:
     return None
 
 
+def coupon_returned(quote: Quote, refund_fen: int) -> int:
+    """The coupon given back for a refund of `refund_fen`: only a full refund returns it."""
+    return quote.coupon_returned_fen if refund_fen == quote.amount_fen else 0
+
+
 def check_approved_amount(order: Order, refunded_fen: int, approved_fen: int) -> str | None:
     """None if an agent may approve this amount: at most cash paid − already refunded."""
     if approved_fen <= 0:
@@ -270,9 +275,12 @@ class _Assessment:
         return None
 
     def _fast_refund(self, amount: Amount) -> bool:
-        """极速退款: configured reason, unused, small amount, no recent rejection."""
+        """极速退款: configured reason, unused, small amount, no recent rejection, and nothing
+        refunded on the order yet (a second refund of an order is a person's decision)."""
         rule = self.policy.fast_refund
         if not rule.enabled or self.reason not in rule.reasons or self.order.is_used:
+            return False
+        if self.history.refunded_fen:
             return False
         if amount.amount_fen > rule.max_amount:
             return False

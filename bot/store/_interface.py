@@ -65,6 +65,25 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class DeskCase:
+    """A case at the agent desk: one per ticket, or one per customer without a ticket."""
+
+    reason: str  # why it was opened: "customer_asked", "appeal", "payout_overdue", a Reason...
+    opened_at: datetime
+    updated_at: datetime
+    ticket_no: str | None = None
+    customer_id: int | None = None
+    conversation: ConversationKey | None = None  # where the customer is reached
+    case_id: int | None = None  # None: never saved
+    chat_id: int | None = None  # the agent chat holding its topic and card
+    thread_id: int | None = None  # its forum topic; None: the group has no topics
+    card_message_id: int | None = None
+    card_due: bool = True  # a fresh card is to be posted
+    joined_by: int | None = None  # the agent who joined the customer's current handoff
+    handoff_at: datetime | None = None  # the customer's latest handoff to this case
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """A message to deliver after the turn commits. `payload` is transport-neutral JSON."""
 
@@ -117,6 +136,24 @@ class UnitOfWork(Protocol):
     def conversation(self, key: ConversationKey) -> Conversation | None: ...
     def save_conversation(self, conversation: Conversation) -> Conversation: ...  # ConcurrentUpdate
     def conversations_due(self, now: datetime) -> list[Conversation]: ...  # remind_at <= now
+    def conversations_of_customer(self, customer_id: int) -> list[Conversation]: ...  # newest first
+    def conversations_in(self, flow: str, state: str) -> list[Conversation]: ...
+
+    # the agent desk: cases, the agent-chat messages of a case, agents' names
+    def add_case(self, case: DeskCase) -> DeskCase: ...  # StoreError: a second case of the same
+    def update_case(self, case: DeskCase) -> DeskCase: ...  # NotFound
+    def case(self, case_id: int) -> DeskCase | None: ...
+    def case_of_ticket(self, ticket_no: str) -> DeskCase | None: ...
+    def case_without_ticket(
+        self, customer_id: int | None, conversation: ConversationKey
+    ) -> DeskCase | None: ...  # by customer once linked, else by conversation
+    def latest_case_of_conversation(self, conversation: ConversationKey) -> DeskCase | None: ...
+    def case_in_thread(self, chat_id: int, thread_id: int) -> DeskCase | None: ...
+    def case_of_message(self, chat_id: int, message_id: int) -> DeskCase | None: ...
+    def cases_due(self) -> list[DeskCase]: ...  # card_due, oldest first
+    def link_message(self, chat_id: int, message_id: int, case_id: int) -> None: ...
+    def remember_agent(self, user_id: int, name: str) -> None: ...
+    def agent_names(self) -> dict[int, str]: ...
 
     # exactly once: False when the key was already recorded (the event had its effect)
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool: ...

@@ -59,6 +59,7 @@ from bot.store._interface import (
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
+    DeskCase,
     NotFound,
     OpenTicketExists,
     OutboxMessage,
@@ -176,6 +177,11 @@ _CONVERSATION_COLS: Final = (
     "channel, user_id, flow, state, data, locale, customer_id, version, updated_at, remind_at"
 )
 _OUTBOX_COLS: Final = "outbox_id, channel, recipient, payload, created_at"
+_CASE_COLS: Final = (
+    "case_id, ticket_no, customer_id, channel, user_id, reason, chat_id, thread_id,"
+    " card_message_id, card_due, joined_by, handoff_at, opened_at, updated_at"
+)
+_SELECT_CASES: Final = f"SELECT {_CASE_COLS} FROM desk_cases"
 
 
 def _customer(row: sqlite3.Row) -> Customer:
@@ -301,6 +307,44 @@ def _conversation(row: sqlite3.Row, key: ConversationKey | None = None) -> Conve
         version=row[7],
         updated_at=_dt(row[8]),
         remind_at=_dt_opt(row[9]),
+    )
+
+
+def _case(row: sqlite3.Row) -> DeskCase:
+    return DeskCase(
+        case_id=row[0],
+        ticket_no=row[1],
+        customer_id=row[2],
+        conversation=None if row[3] is None else ConversationKey(row[3], row[4]),
+        reason=row[5],
+        chat_id=row[6],
+        thread_id=row[7],
+        card_message_id=row[8],
+        card_due=bool(row[9]),
+        joined_by=row[10],
+        handoff_at=_dt_opt(row[11]),
+        opened_at=_dt(row[12]),
+        updated_at=_dt(row[13]),
+    )
+
+
+def _case_params(c: DeskCase) -> tuple[object, ...]:
+    """The columns after case_id, in _CASE_COLS order."""
+    key = c.conversation
+    return (
+        c.ticket_no,
+        c.customer_id,
+        None if key is None else key.channel,
+        None if key is None else key.user_id,
+        c.reason,
+        c.chat_id,
+        c.thread_id,
+        c.card_message_id,
+        int(c.card_due),
+        c.joined_by,
+        _ts_opt(c.handoff_at),
+        _ts(c.opened_at),
+        _ts(c.updated_at),
     )
 
 
@@ -678,6 +722,118 @@ class SqliteUnitOfWork:
             (_ts(now),),
         ).fetchall()
         return [_conversation(r) for r in rows]
+
+    def conversations_of_customer(self, customer_id: int) -> list[Conversation]:
+        """The customer's conversations (any channel), the most recently active first."""
+        rows = self._run(
+            f"SELECT {_CONVERSATION_COLS} FROM conversations WHERE customer_id = ?"
+            " ORDER BY updated_at DESC, channel, user_id",
+            (customer_id,),
+        ).fetchall()
+        return [_conversation(r) for r in rows]
+
+    def conversations_in(self, flow: str, state: str) -> list[Conversation]:
+        """The conversations standing in one state (e.g. with a person), oldest change first."""
+        rows = self._run(
+            f"SELECT {_CONVERSATION_COLS} FROM conversations WHERE flow = ? AND state = ?"
+            " ORDER BY updated_at, channel, user_id",
+            (flow, state),
+        ).fetchall()
+        return [_conversation(r) for r in rows]
+
+    # the agent desk
+
+    def add_case(self, case: DeskCase) -> DeskCase:
+        """Store a new case; return it with its id (StoreError: its ticket or customer has one)."""
+        if case.case_id is not None:
+            raise ValueError("case already has an id; the store assigns it")
+        row = self._write(
+            f"INSERT INTO desk_cases ({_CASE_COLS}) VALUES (NULL, {', '.join('?' * 13)})"
+            " RETURNING case_id",
+            _case_params(case),
+        ).fetchall()[0]
+        return dataclasses.replace(case, case_id=row[0])
+
+    def update_case(self, case: DeskCase) -> DeskCase:
+        """Write every field of a stored case; NotFound if it does not exist."""
+        columns = [c.strip() for c in _CASE_COLS.split(",")[1:]]
+        cur = self._write(
+            f"UPDATE desk_cases SET {', '.join(f'{c} = ?' for c in columns)} WHERE case_id = ?",
+            (*_case_params(case), case.case_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no case {case.case_id}")
+        return case
+
+    def _one_case(self, where: str, params: Sequence[object]) -> DeskCase | None:
+        row = self._run(f"{_SELECT_CASES} WHERE {where} LIMIT 1", params).fetchone()
+        return None if row is None else _case(row)
+
+    def case(self, case_id: int) -> DeskCase | None:
+        """The case with this id, if any."""
+        return self._one_case("case_id = ?", (case_id,))
+
+    def case_of_ticket(self, ticket_no: str) -> DeskCase | None:
+        """The case of a ticket, if it has one."""
+        return self._one_case("ticket_no = ?", (ticket_no,))
+
+    def case_without_ticket(
+        self, customer_id: int | None, conversation: ConversationKey
+    ) -> DeskCase | None:
+        """The ticketless case of a linked customer, or of an unlinked conversation."""
+        if customer_id is not None:
+            return self._one_case("ticket_no IS NULL AND customer_id = ?", (customer_id,))
+        return self._one_case(
+            "ticket_no IS NULL AND customer_id IS NULL AND channel = ? AND user_id = ?",
+            (conversation.channel, conversation.user_id),
+        )
+
+    def latest_case_of_conversation(self, conversation: ConversationKey) -> DeskCase | None:
+        """The case the conversation was last handed off to (the one its messages go to)."""
+        return self._one_case(
+            "channel = ? AND user_id = ? AND handoff_at IS NOT NULL"
+            " ORDER BY handoff_at DESC, case_id DESC",
+            (conversation.channel, conversation.user_id),
+        )
+
+    def case_in_thread(self, chat_id: int, thread_id: int) -> DeskCase | None:
+        """The case whose forum topic this is."""
+        return self._one_case(
+            "chat_id = ? AND thread_id = ? ORDER BY case_id DESC", (chat_id, thread_id)
+        )
+
+    def case_of_message(self, chat_id: int, message_id: int) -> DeskCase | None:
+        """The case an agent-chat message belongs to (see link_message)."""
+        return self._one_case(
+            "case_id = (SELECT case_id FROM desk_messages WHERE chat_id = ? AND message_id = ?)",
+            (chat_id, message_id),
+        )
+
+    def cases_due(self) -> list[DeskCase]:
+        """Cases whose card is still to be posted, oldest first."""
+        rows = self._run(f"{_SELECT_CASES} WHERE card_due = 1 ORDER BY case_id").fetchall()
+        return [_case(r) for r in rows]
+
+    def link_message(self, chat_id: int, message_id: int, case_id: int) -> None:
+        """Record that an agent-chat message belongs to a case (again: the newest case wins)."""
+        self._write(
+            "INSERT INTO desk_messages (chat_id, message_id, case_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (chat_id, message_id) DO UPDATE SET case_id = excluded.case_id",
+            (chat_id, message_id, case_id),
+        )
+
+    def remember_agent(self, user_id: int, name: str) -> None:
+        """Remember an agent's display name (the newest one wins)."""
+        self._write(
+            "INSERT INTO desk_agents (user_id, name) VALUES (?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name",
+            (user_id, name),
+        )
+
+    def agent_names(self) -> dict[int, str]:
+        """Every agent's remembered display name by user id."""
+        rows = self._run("SELECT user_id, name FROM desk_agents").fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
 
     # exactly once
 

@@ -15,6 +15,7 @@ from bot.telegram._application import (
     webhook_options,
 )
 from bot.telegram._commands import COMMAND_MENU, register_commands
+from bot.telegram._desk import TelegramDesk
 from bot.telegram._files import EvidenceDownloads, bytes_match
 from bot.telegram._flood import IncomingLimit, Verdict
 from bot.telegram._outbox import Outbox
@@ -36,6 +37,7 @@ __all__ = [
     "PerChatUpdateProcessor",
     "TelegramAdapter",
     "TelegramBot",
+    "TelegramDesk",
     "Verdict",
     "build_bot",
     "bytes_match",

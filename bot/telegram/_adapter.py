@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from telegram import Bot, CallbackQuery, Update
-from telegram.constants import CallbackQueryLimit
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
@@ -20,6 +19,7 @@ from bot.app import App
 from bot.engine import Inbound, Kind, Reply, turn_locale
 from bot.store import OutboxMessage
 from bot.telegram._commands import register_commands
+from bot.telegram._desk import TelegramDesk, answer_press
 from bot.telegram._files import EvidenceDownloads
 from bot.telegram._flood import IncomingLimit, Verdict
 from bot.telegram._outbox import Outbox
@@ -29,7 +29,6 @@ from bot.telegram._processor import ChatLocks
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
-ANSWER_LIMIT = int(CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH)
 
 
 @dataclasses.dataclass
@@ -57,6 +56,7 @@ class TelegramAdapter:
         self.locks = locks or ChatLocks()
         self.limit = IncomingLimit(settings.incoming_rate_limit, monotonic)
         self.outbox = Outbox(app.store, app.clock)
+        self.desk = TelegramDesk(app, self.outbox)
         folder = settings.evidence_download_dir
         self.downloads = EvidenceDownloads(folder) if folder is not None else None
         self.album_wait = settings.album_wait_seconds
@@ -67,6 +67,9 @@ class TelegramAdapter:
 
     async def on_update(self, update: Update, context: Context) -> None:
         """Every update; the per-chat lock of the update processor is held around this."""
+        if self.desk.handles(update):  # the agents' side: their group, their buttons
+            await self.desk.on_update(context.bot, update)
+            return
         incoming = parse_update(update)
         if incoming is None:
             return
@@ -111,6 +114,10 @@ class TelegramAdapter:
         sent = await self.outbox.deliver(application.bot)
         if sent:
             log.info("delivered %d message(s) left in the outbox", sent)
+        try:
+            await self.desk.post_due(application.bot)
+        except TelegramError as exc:  # the deadline job tries again
+            log.warning("agent desk: due cards not posted at start: %s", exc)
 
     async def shut_down(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """post_stop: an album still being collected is handled rather than lost."""
@@ -152,6 +159,7 @@ class TelegramAdapter:
                 # the press was taken: its buttons are spent, take them off the old message
                 await self._remove_keyboard(bot, query)
         await self.outbox.deliver(bot, str(incoming.chat_id))
+        await self.desk.after_turn(bot, incoming, result)
 
     def _record_processed(self, keys: Iterable[str]) -> None:
         """The other updates of an album: a later redelivery of one of them changes nothing."""
@@ -166,10 +174,7 @@ class TelegramAdapter:
             log.exception("album update ids %s not recorded", keys)
 
     async def _answer(self, query: CallbackQuery, text: str | None) -> None:
-        try:
-            await query.answer(text[:ANSWER_LIMIT] if text else None)
-        except TelegramError as exc:  # e.g. the query is too old: the turn stands regardless
-            log.info("callback query %s not answered: %s", query.id, exc)
+        await answer_press(query, text)
 
     async def _remove_keyboard(self, bot: Bot, query: CallbackQuery) -> None:
         message = query.message
@@ -228,7 +233,11 @@ class TelegramAdapter:
         parts = sorted((incoming for incoming, _ in album.parts), key=lambda p: p.update_id)
         first = parts[0]
         files = tuple(f for part in parts for f in part.inbound.files)
-        merged = dataclasses.replace(first, inbound=dataclasses.replace(first.inbound, files=files))
+        merged = dataclasses.replace(
+            first,
+            inbound=dataclasses.replace(first.inbound, files=files),
+            message_ids=tuple(i for part in parts for i in part.message_ids),
+        )
         others = [dedupe_key(p.update_id) for p in parts[1:]]
         await self._turn(bot, merged, None, also_processed=others)
 
@@ -268,6 +277,8 @@ class TelegramAdapter:
 
     async def _fail(self, bot: Bot, update: Update, error: BaseException | None) -> None:
         log.error("update %s failed", update.update_id, exc_info=error)
+        if update.callback_query is not None:  # a press is answered whoever pressed where
+            await self._answer(update.callback_query, None)
         try:
             incoming = parse_update(update)
         except Exception:
@@ -275,8 +286,6 @@ class TelegramAdapter:
             return
         if incoming is None:
             return
-        if update.callback_query is not None:
-            await self._answer(update.callback_query, None)
         await self._notify(bot, incoming, "telegram.error")
 
     async def _notify(self, bot: Bot, incoming: Incoming, key: str) -> None:

@@ -23,7 +23,8 @@ from bot.config import Config, Secrets
 from bot.telegram._adapter import TelegramAdapter
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 
-# what the customer flows need; the agent desk (issue 5) will add its own
+# customers and agents alike send messages and press buttons; the desk needs no other update
+# (chat_member and the like are left out: who may act is the config's allow-list, not the group's)
 ALLOWED_UPDATES: list[str] = [UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY]
 RATE_LIMIT_RETRIES = 3  # a 429 is waited out (retry_after) and retried this many times
 # the Bot API's rule for the secret token Telegram echoes in X-Telegram-Bot-Api-Secret-Token
@@ -79,6 +80,13 @@ def build_bot(
     )
     jobs.run_repeating(
         adapter.reminder_job, interval=settings.reminder_interval_seconds, name="reminders"
+    )
+    # the deadlines live in the store: a restart re-arms this job and repeats nothing done
+    jobs.run_repeating(
+        adapter.desk.deadline_job,
+        interval=app.config.agent_desk.deadline_check_seconds,
+        first=settings.outbox_interval_seconds,
+        name="deadlines",
     )
     return TelegramBot(application, adapter)
 

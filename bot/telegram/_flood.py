@@ -27,18 +27,23 @@ class IncomingLimit:
         self._now = monotonic
         self._seen: dict[int, deque[float]] = {}
         self._warned: set[int] = set()
+        self._next_sweep = monotonic() + WINDOW_SECONDS
+
+    def __len__(self) -> int:
+        """How many customers are tracked (those heard from in the last minute or two)."""
+        return len(self._seen)
 
     def check(self, user_id: int) -> Verdict:
         """Count the update if it is allowed."""
         now = self._now()
+        if now >= self._next_sweep:
+            self._forget_idle(now)
         seen = self._seen.setdefault(user_id, deque())
         while seen and seen[0] <= now - WINDOW_SECONDS:
             seen.popleft()
         if len(seen) < self.per_minute:
             seen.append(now)
             self._warned.discard(user_id)
-            if len(self._seen) > 10_000:
-                self._forget_idle(now)
             return Verdict.ALLOW
         if user_id in self._warned:
             return Verdict.DROP
@@ -46,7 +51,9 @@ class IncomingLimit:
         return Verdict.WARN
 
     def _forget_idle(self, now: float) -> None:
-        """Keep memory bounded: customers quiet for a minute start from scratch anyway."""
+        """Keep memory bounded: customers quiet for a minute start from scratch anyway. Once a
+        minute at most, so the sweep costs O(1) per update however many customers are active."""
+        self._next_sweep = now + WINDOW_SECONDS
         idle = [u for u, seen in self._seen.items() if not seen or seen[-1] <= now - WINDOW_SECONDS]
         for user_id in idle:
             del self._seen[user_id]

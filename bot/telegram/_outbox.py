@@ -86,6 +86,8 @@ class Outbox:
                     else:
                         return sent, False
                     self._mark_sent(message)
+                if len(pending) < BATCH:  # that was all; a writer after the read delivers its own
+                    return sent, True
 
     async def _send(
         self, bot: Bot, chat_id: int, message: OutboxMessage, later: list[OutboxMessage]
@@ -94,17 +96,24 @@ class Outbox:
         recipient = str(chat_id)
         try:
             reply = Reply.from_payload(message.payload)
+            # a message of another chat copied here (an agent's file, from the agent desk), with
+            # the reply's text as its caption
+            copy = message.payload.get("copy")
+            source = (int(copy["from_chat_id"]), int(copy["message_id"])) if copy else None
             # a contact keyboard about to be shown again need not be taken away first
-            remove = recipient in self._reply_keyboards and not any(
-                has_contact_request(Reply.from_payload(m.payload)) for m in later
+            remove = source is None and (
+                recipient in self._reply_keyboards
+                and not any(has_contact_request(Reply.from_payload(m.payload)) for m in later)
             )
-            parts = render(reply, remove_reply_keyboard=remove)
+            parts = [] if source else render(reply, remove_reply_keyboard=remove)
         except (KeyError, TypeError, ValueError):
             log.exception(
                 "outbox %s: cannot render %r; dropped", message.outbox_id, message.payload
             )
             return True
         try:
+            if source is not None:
+                await bot.copy_message(chat_id, *source, caption=reply.text or None)
             for part in parts:
                 await bot.send_message(chat_id, part.text, reply_markup=part.reply_markup)
         except (Forbidden, BadRequest) as exc:

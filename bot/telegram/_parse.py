@@ -27,6 +27,8 @@ class Incoming:
     user_id: int
     media_group_id: str | None = None  # a part of an album: collected before the engine sees it
     is_press: bool = False  # a callback query: must be answered whatever happens
+    message_ids: tuple[int, ...] = ()  # the messages (an album's parts): the desk copies them
+    name: str = ""  # the sender's name in Telegram (a case of an unlinked customer shows it)
 
 
 def conversation_key(chat_id: int) -> ConversationKey:
@@ -35,6 +37,14 @@ def conversation_key(chat_id: int) -> ConversationKey:
 
 def dedupe_key(update_id: int) -> str:
     return f"tg:{update_id}"
+
+
+def split_command(text: str | None) -> tuple[str, str] | None:
+    """('approve', '91.67') for '/approve@bot 91.67'; None when the text is no command."""
+    match = _COMMAND.match(text or "")
+    if match is None:
+        return None
+    return match.group(1).lower(), (text or "")[match.end() :].strip()
 
 
 def parse_update(update: Update) -> Incoming | None:
@@ -69,6 +79,8 @@ def parse_update(update: Update) -> Incoming | None:
         message.chat.id,
         user.id,
         media_group_id=message.media_group_id if inbound.files else None,
+        message_ids=(message.message_id,),
+        name=user.full_name,
     )
 
 
@@ -97,11 +109,11 @@ def _message_event(
     if files:
         return event(Kind.FILE, files=files)
     if message.text is not None:
-        match = _COMMAND.match(message.text)
-        if match is not None:
-            return event(Kind.COMMAND, command=match.group(1).lower())
+        command = split_command(message.text)
+        if command is not None:
+            return event(Kind.COMMAND, command=command[0])
         return event(Kind.TEXT, text=message.text)
-    if _is_service_message(message):
+    if is_service_message(message):
         return None
     # a sticker, a location, a poll...: no answer to the prompt; the engine re-prompts
     return event(Kind.TEXT)
@@ -174,12 +186,19 @@ def _guess_mime(file_name: str | None) -> str | None:
     return mimetypes.guess_type(file_name)[0] if file_name else None
 
 
-def _is_service_message(message: Message) -> bool:
-    """Pins, chat photo changes, auto-delete timers and the like are not the customer talking."""
+def is_service_message(message: Message) -> bool:
+    """Pins, chat photo changes, topics opened, members joining...: nobody is talking."""
     return bool(
         message.pinned_message
         or message.new_chat_photo
         or message.delete_chat_photo
         or message.message_auto_delete_timer_changed
         or message.write_access_allowed
+        # in the agent desk's group
+        or message.forum_topic_created
+        or message.forum_topic_edited
+        or message.forum_topic_closed
+        or message.forum_topic_reopened
+        or message.new_chat_members
+        or message.left_chat_member
     )

@@ -20,7 +20,7 @@ from bot.domain import (
     TicketStatus,
     TicketSummary,
 )
-from bot.rules import assess
+from bot.rules import assess, coupon_returned
 from tests.factories import at, make_order, repo_config
 
 CONFIG = repo_config()
@@ -468,3 +468,18 @@ def test_ticket_submitted_2026_12_30_gets_a_2027_deadline_with_a_warning(
         )
     assert q.review_due == date(2027, 1, 5)  # 12-31, (01-01 holiday, weekend), 01-04, 01-05
     assert "no data for 2027" in caplog.text
+
+
+def test_no_fast_refund_for_an_order_already_partly_refunded() -> None:
+    q = run(make_order(), Reason.SEVEN_DAY, history=History(refunded_fen=1000))
+    assert q.outcome is Outcome.REVIEW
+    assert q.amount_fen == 9000
+
+
+def test_the_coupon_comes_back_only_with_the_full_amount() -> None:
+    order = make_order(
+        list_price_fen=12000, cash_paid_fen=10000, coupon_fen=2000, coupon_refundable=True
+    )
+    q = run(order, Reason.SEVEN_DAY)
+    assert coupon_returned(q, 10000) == 2000
+    assert coupon_returned(q, 9999) == 0

@@ -7,7 +7,7 @@ import asyncio
 from telegram import Update
 
 from bot.telegram import ChatLocks, PerChatUpdateProcessor
-from tests.telegram.conftest import ALICE, BOB, WAIT, Harness
+from tests.telegram.offline import ALICE, BOB, WAIT, Harness
 
 
 async def test_one_chat_in_order_while_other_chats_go_ahead(harness: Harness) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.clock import FixedClock
 from bot.domain import EvidenceKind
-from tests.telegram.conftest import ALICE, BOB, NOW, FakeTelegram, Harness, telegram_config
+from tests.telegram.offline import ALICE, BOB, NOW, FakeTelegram, Harness, telegram_config
 
 NOT_OWN = "You can only verify with your own phone number."
 

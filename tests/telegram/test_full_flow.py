@@ -7,7 +7,7 @@ import re
 from bot.clock import FixedClock
 from bot.config import Config
 from bot.domain import EvidenceKind
-from tests.telegram.conftest import ALICE, FakeTelegram, Harness, inline_buttons
+from tests.telegram.offline import ALICE, FakeTelegram, Harness, inline_buttons
 
 
 async def test_start_contact_apply_album_confirm_status(harness: Harness) -> None:

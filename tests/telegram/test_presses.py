@@ -3,7 +3,7 @@ same update twice has effect once."""
 
 from __future__ import annotations
 
-from tests.telegram.conftest import ALICE, BOB, Harness
+from tests.telegram.offline import ALICE, BOB, Harness
 
 STALE = "This button has expired. Please use the buttons in the latest message."
 
@@ -85,7 +85,7 @@ async def test_the_same_press_twice_has_effect_once_and_is_answered_twice(harnes
 
 async def test_a_failed_answer_does_not_lose_the_turn(harness: Harness) -> None:
     """The turn committed before the press was answered: its reply still goes out."""
-    from tests.telegram.conftest import Failure
+    from tests.telegram.offline import Failure
 
     await harness.link(ALICE)
     harness.tg.failures["answerCallbackQuery"] = [Failure(400, "Bad Request: query is too old")]

@@ -12,7 +12,7 @@ from bot.config import Config
 from bot.engine import Button, Inbound, Reply, TurnResult
 from bot.store import OutboxMessage
 from bot.telegram import IncomingLimit
-from tests.telegram.conftest import ALICE, BOB, GROUP, Failure, FakeTelegram, Harness
+from tests.telegram.offline import ALICE, BOB, GROUP, Failure, FakeTelegram, Harness
 
 
 def pending(harness: Harness) -> int:

@@ -11,7 +11,7 @@ import pytest
 from bot.cli import main
 from bot.config import Secrets
 from bot.telegram import run
-from tests.telegram.conftest import ALICE, FakeTelegram, Updates, telegram_config
+from tests.telegram.offline import ALICE, FakeTelegram, Updates, telegram_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 

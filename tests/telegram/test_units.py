@@ -23,7 +23,7 @@ from bot.telegram import (
     split_text,
 )
 from bot.telegram._render import text_length
-from tests.telegram.conftest import ALICE, GROUP, TOKEN, Updates
+from tests.telegram.offline import ALICE, GROUP, TOKEN, Updates
 
 BOT = Bot(TOKEN)
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -214,6 +214,23 @@ def test_incoming_limit_warns_once_then_drops_until_the_minute_has_room() -> Non
         Verdict.WARN,
         Verdict.DROP,
     ]
+
+
+def test_incoming_limit_forgets_quiet_customers_once_a_minute() -> None:
+    now = [0.0]
+    limit = IncomingLimit(2, lambda: now[0])
+    for user in range(50):
+        limit.check(user)
+    limit.check(99)
+    limit.check(99)
+    assert limit.check(99) is Verdict.WARN
+    now[0] = 30.0
+    limit.check(100)
+    assert len(limit) == 52  # nobody has been quiet for a minute yet
+    now[0] = 61.0
+    assert limit.check(100) is Verdict.ALLOW
+    assert len(limit) == 1  # the sweep: only the customer heard within the last minute is left
+    assert limit.check(99) is Verdict.ALLOW  # a forgotten customer starts from scratch
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import httpx
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
-from tests.telegram.conftest import ALICE, WAIT, FakeTelegram, Harness, telegram_config
+from tests.telegram.offline import ALICE, WAIT, FakeTelegram, Harness, telegram_config
 
 SECRET = "s3cret-Token_for-tests"
 

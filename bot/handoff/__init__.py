@@ -1,0 +1,49 @@
+"""The agent desk (SPEC §4): cases, agent actions, relays, the queue and the deadlines.
+
+Transport-neutral: it reads and writes through the store and moves customers' conversations with
+SYSTEM events of the engine; bot/telegram/_desk.py shows it in a Telegram supergroup."""
+
+from bot.handoff._card import (
+    PRESS_PREFIX,
+    Action,
+    Card,
+    Texts,
+    build_card,
+    case_ref,
+    parse_press,
+    press_token,
+)
+from bot.handoff._desk import Desk, stored
+from bot.handoff._model import Agent, AgentMessage, Deadlines, Done, Refused, Supplement
+
+# the commands agents type in the agent chat, and the action each one is
+COMMAND_ACTIONS: dict[str, Action] = {
+    "claim": Action.CLAIM,
+    "approve": Action.APPROVE,
+    "reject": Action.REJECT,
+    "need": Action.NEED,
+    "refunded": Action.REFUNDED,
+    "return": Action.RETURN,
+}
+DESK_COMMANDS: frozenset[str] = frozenset({*COMMAND_ACTIONS, "queue"})
+
+__all__ = [
+    "COMMAND_ACTIONS",
+    "DESK_COMMANDS",
+    "PRESS_PREFIX",
+    "Action",
+    "Agent",
+    "AgentMessage",
+    "Card",
+    "Deadlines",
+    "Desk",
+    "Done",
+    "Refused",
+    "Supplement",
+    "Texts",
+    "build_card",
+    "case_ref",
+    "parse_press",
+    "press_token",
+    "stored",
+]

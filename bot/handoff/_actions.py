@@ -1,0 +1,298 @@
+"""The agent actions, one unit of work each: claim, approve, reject, ask for more, mark refunded,
+return the chat to the bot, open the card; and an agent's message relayed to the customer."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.dialogue import render
+from bot.domain import Ticket, TicketStatus, allowed_triggers
+from bot.engine import Inbound, Kind, Reply, turn_locale
+from bot.handoff._card import TRIGGERS, Action
+from bot.handoff._model import Agent, AgentMessage, Done, Refused
+from bot.money import parse_yuan
+from bot.rules import can_appeal, check_approved_amount
+from bot.store import Conversation, ConversationKey, DeskCase, OutboxMessage, UnitOfWork
+from bot.tickets import TicketRefused, add_note, approve, mark_refunded, move
+
+if TYPE_CHECKING:
+    from bot.handoff._desk import Desk
+
+CAPTION_LIMIT = 1024  # Telegram's, and a sane bound for any other transport
+
+
+class Acting:
+    """One agent action inside its unit of work: the case, its ticket, the customer's chat."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        uow: UnitOfWork,
+        agent: Agent,
+        now: datetime,
+        dedupe_key: str,
+        ref: str,
+        action: Action | None,
+    ) -> None:
+        self.desk, self.uow, self.agent, self.now = desk, uow, agent, now
+        self.dedupe_key = dedupe_key
+        self.deliver: list[ConversationKey] = []
+        self.case, self.ticket = self._resolve(ref, action)
+
+    def t(self, key: str, **params: Any) -> str:
+        return self.desk.texts.t(key, **params)
+
+    def _resolve(self, ref: str, action: Action | None) -> tuple[DeskCase, Ticket | None]:
+        uow = self.uow
+        if ref.startswith("c") and ref[1:].isdigit():
+            case = uow.case(int(ref[1:]))
+            ticket = uow.ticket(case.ticket_no) if case and case.ticket_no else None
+        else:
+            ticket = uow.ticket(ref)
+            case = uow.case_of_ticket(ref) if ticket else None
+            if ticket is not None and case is None:  # from the queue: no card yet
+                case = uow.add_case(
+                    DeskCase(
+                        reason="queue",
+                        opened_at=self.now,
+                        updated_at=self.now,
+                        ticket_no=ticket.ticket_no,
+                        customer_id=ticket.customer_id,
+                        card_due=action is Action.OPEN,
+                    )
+                )
+        if case is None:
+            raise Refused(self.t("desk.error.unknown", ref=ref))
+        return case, ticket
+
+    def movable(self, action: Action) -> Ticket:
+        """The case's ticket, if its status still allows the action (a stale button does not)."""
+        ticket = self.ticket
+        if ticket is None:
+            raise Refused(self.t("desk.error.no_ticket"))
+        if TRIGGERS[action] not in allowed_triggers(ticket.status):
+            if action is Action.REFUNDED and ticket.status is TicketStatus.REFUNDED:
+                raise Refused(self.t("desk.error.already_refunded", ticket_no=ticket.ticket_no))
+            status = render.status_name(self.desk.texts, ticket)
+            raise Refused(self.t("desk.error.stale", ticket_no=ticket.ticket_no, status=status))
+        return ticket
+
+    def conversation(self) -> Conversation | None:
+        """The customer's chat: the case's, else the customer's most recent (remembered)."""
+        if self.case.conversation is not None:
+            return self.uow.conversation(self.case.conversation)
+        if self.case.customer_id is None:
+            return None
+        latest = self.uow.conversations_of_customer(self.case.customer_id)
+        if not latest:
+            return None
+        self.case = dataclasses.replace(self.case, conversation=latest[0].key)
+        return latest[0]
+
+    def tell(self, conv: Conversation, key: str, **params: Any) -> None:
+        """A notification to the customer, in their language, through the outbox."""
+        text = self.desk.app.catalog.text(turn_locale(conv, self.desk.app.catalog), key, params)
+        self._enqueue(conv, Reply(key, text).to_payload())
+
+    def _enqueue(self, conv: Conversation, payload: dict[str, Any]) -> None:
+        self.uow.enqueue(
+            OutboxMessage(conv.key.channel, conv.key.user_id, payload, created_at=self.now)
+        )
+        self.deliver.append(conv.key)
+
+    def system(self, conv: Conversation, trigger: str, arg: str) -> None:
+        """Move the customer's conversation by a SYSTEM event, in this unit of work."""
+        event = Inbound(
+            conv.key, Kind.SYSTEM, f"{self.dedupe_key}:{trigger}", command=trigger, text=arg
+        )
+        self.desk.app.engine.handle_in(self.uow, event, self.now)
+        self.deliver.append(conv.key)
+
+    def join(self, conv: Conversation) -> None:
+        """The agent talks to the customer: the customer is told once, and the bot goes quiet."""
+        if not self.desk.with_person(conv):
+            self.system(conv, "agent_joined", self.agent.name)
+        elif self.case.joined_by is None:
+            self.tell(conv, "handoff.joined", agent=self.agent.name)
+        self.case = dataclasses.replace(
+            self.case, joined_by=self.agent.user_id, handoff_at=self.now
+        )
+
+    def done(self, key: str | None, /, announce: bool = True, **params: Any) -> Done:
+        """Save the case; `key` is what the agents are told (None: nothing)."""
+        case = self.uow.update_case(dataclasses.replace(self.case, updated_at=self.now))
+        text = self.t(key, agent=self.agent.name, **params) if key else ""
+        return Done(True, text, case, tuple(dict.fromkeys(self.deliver)), announce and bool(text))
+
+    # -- the actions -------------------------------------------------------------------------
+
+    def claim(self, arg: str) -> Done:
+        ticket = self.movable(Action.CLAIM)
+        agent = self.agent
+        move(
+            self.uow,
+            ticket,
+            "claim",
+            agent.actor,
+            self.now,
+            {"assignee": agent.user_id},
+            agent=agent.name,
+        )
+        conv = self.conversation()
+        if conv is not None:
+            self.tell(conv, "handoff.claimed", agent=agent.name, ticket_no=ticket.ticket_no)
+            if self.desk.with_person(conv):  # the claim told them a person is there
+                self.case = dataclasses.replace(self.case, joined_by=agent.user_id)
+        return self.done("desk.done.claim", ticket_no=ticket.ticket_no)
+
+    def approve(self, arg: str) -> Done:
+        ticket = self.movable(Action.APPROVE)
+        try:
+            amount = parse_yuan(arg) if arg else ticket.requested_fen
+        except ValueError:
+            raise Refused(self.t("desk.error.amount_format")) from None
+        order = self.uow.order(ticket.order_id)
+        if order is None:
+            raise Refused(self.t("desk.error.unknown", ref=ticket.order_id))
+        refunded = self.uow.refunded_fen(order.order_id)
+        problem = check_approved_amount(order, refunded, amount)
+        if problem is not None:
+            cap = max(order.cash_paid_fen - refunded, 0)
+            raise Refused(self.t(problem) + self.t("desk.error.cap", cap_fen=cap))
+        app = self.desk.app
+        try:
+            approved = approve(
+                self.uow,
+                app.config,
+                app.calendar,
+                ticket,
+                order,
+                amount,
+                self.agent.actor,
+                self.now,
+            )
+        except TicketRefused as refused:
+            raise Refused(self.t(refused.key, **refused.params)) from None
+        due = render.day(approved.payout_due)
+        conv = self.conversation()
+        if conv is not None:
+            self.tell(
+                conv,
+                "handoff.approved",
+                ticket_no=ticket.ticket_no,
+                amount_fen=amount,
+                payout_due=due,
+            )
+        return self.done(
+            "desk.done.approve", ticket_no=ticket.ticket_no, amount_fen=amount, payout_due=due
+        )
+
+    def reject(self, arg: str) -> Done:
+        ticket = self.movable(Action.REJECT)
+        if not arg:
+            raise Refused(self.t("desk.error.reason_required"))
+        rejected = move(self.uow, ticket, "reject", self.agent.actor, self.now, reason=arg)
+        conv = self.conversation()
+        if conv is not None:
+            policy = self.desk.app.config.policy
+            key = (
+                "handoff.rejected_can_appeal"
+                if can_appeal(rejected, policy)
+                else "handoff.rejected_final"
+            )
+            self.tell(conv, key, ticket_no=ticket.ticket_no, reason=arg)
+        return self.done("desk.done.reject", ticket_no=ticket.ticket_no, reason=arg)
+
+    def need(self, arg: str) -> Done:
+        ticket = self.movable(Action.NEED)
+        if not arg:
+            raise Refused(self.t("desk.error.request_required"))
+        move(self.uow, ticket, "request_info", self.agent.actor, self.now, request=arg)
+        conv = self.conversation()
+        if conv is not None and conv.customer_id == ticket.customer_id:
+            # the customer lands in the upload step with the request shown; a person's chat ends
+            self.system(conv, "supplement_requested", ticket.ticket_no)
+            self.case = dataclasses.replace(self.case, joined_by=None)
+        elif conv is not None:  # a chat not (or no longer) linked to the ticket's customer
+            self.tell(conv, "handoff.need_more", ticket_no=ticket.ticket_no, request=arg)
+        return self.done("desk.done.need", ticket_no=ticket.ticket_no, request=arg)
+
+    def refunded(self, arg: str) -> Done:
+        ticket = self.movable(Action.REFUNDED)
+        try:
+            _, entry = mark_refunded(self.uow, ticket, self.agent.actor, self.now)
+        except TicketRefused as refused:
+            raise Refused(self.t(refused.key, **refused.params)) from None
+        conv = self.conversation()
+        if conv is not None:
+            self.tell(
+                conv, "handoff.refunded", ticket_no=ticket.ticket_no, amount_fen=entry.amount_fen
+            )
+        return self.done(
+            "desk.done.refunded",
+            ticket_no=ticket.ticket_no,
+            amount_fen=entry.amount_fen,
+            idempotency_key=entry.idempotency_key,
+        )
+
+    def give_back(self, arg: str) -> Done:
+        conv = self.conversation()
+        if conv is None or not self.desk.with_person(conv):
+            raise Refused(self.t("desk.error.not_with_agent"))
+        self.system(conv, "returned", "")
+        self.case = dataclasses.replace(self.case, joined_by=None)
+        if self.ticket is not None:
+            add_note(
+                self.uow,
+                self.ticket,
+                self.agent.actor,
+                self.now,
+                "handoff_returned",
+                agent=self.agent.name,
+            )
+        return self.done("desk.done.return")
+
+    def open(self, arg: str) -> Done:
+        self.conversation()  # a case opened from the queue learns where its customer is
+        self.case = dataclasses.replace(self.case, card_due=True)
+        return self.done("desk.done.open", announce=False)
+
+    def relay(self, message: AgentMessage) -> Done:
+        conv = self.conversation()
+        if conv is None:
+            raise Refused(self.t("desk.error.no_conversation"))
+        self.join(conv)
+        catalog = self.desk.app.catalog
+        signature = catalog.text(
+            turn_locale(conv, catalog), "handoff.signature", {"agent": self.agent.name}
+        )
+        if message.text is not None:
+            self._enqueue(
+                conv, Reply("handoff.signature", f"{message.text}\n\n{signature}").to_payload()
+            )
+        else:
+            caption = ""
+            if message.captionable:
+                room = CAPTION_LIMIT - len(signature) - 2
+                caption = (
+                    f"{message.caption[:room]}\n\n{signature}" if message.caption else signature
+                )
+            copy = {"from_chat_id": message.chat_id, "message_id": message.message_id}
+            self._enqueue(conv, {**Reply("handoff.signature", caption).to_payload(), "copy": copy})
+            if not message.captionable:  # a sticker, a location...: signed right after it
+                self._enqueue(conv, Reply("handoff.signature", signature).to_payload())
+        return self.done(None)
+
+
+ACTIONS: dict[Action, Callable[[Acting, str], Done]] = {
+    Action.CLAIM: Acting.claim,
+    Action.APPROVE: Acting.approve,
+    Action.REJECT: Acting.reject,
+    Action.NEED: Acting.need,
+    Action.REFUNDED: Acting.refunded,
+    Action.RETURN: Acting.give_back,
+    Action.OPEN: Acting.open,
+}

@@ -1,0 +1,66 @@
+"""The values the desk hands to its transport: who acts, what they wrote, what an action did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain import Evidence
+from bot.store import ConversationKey, DeskCase
+
+
+class Refused(Exception):
+    """An action that cannot be done now; the text says why (nothing was changed)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Agent:
+    user_id: int
+    name: str
+
+    @property
+    def actor(self) -> str:
+        return f"agent:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class AgentMessage:
+    """Something an agent wrote in a case, as the transport holds it (to be copied on)."""
+
+    chat_id: int
+    message_id: int
+    text: str | None = None  # a text message
+    caption: str | None = None  # a file's caption
+    captionable: bool = False  # a file that carries a caption (photo, document, video...)
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action or relay did: `text` for the agent, the outbox recipients to deliver."""
+
+    ok: bool
+    text: str = ""
+    case: DeskCase | None = None
+    deliver: tuple[ConversationKey, ...] = ()
+    announce: bool = False  # show `text` where the case lives, for every agent to see
+    duplicate: bool = False  # the same update was handled before: nothing happened
+
+
+@dataclass(frozen=True)
+class Supplement:
+    """Material a customer added to a ticket that has a case: a note and the new files."""
+
+    case: DeskCase
+    text: str
+    evidence: tuple[tuple[Evidence, str], ...]
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """What a deadline check wrote: outbox recipients to deliver, cases whose card is due."""
+
+    deliver: tuple[ConversationKey, ...]
+    cases: tuple[DeskCase, ...]
