@@ -1,4 +1,4 @@
-"""`refund-bot` command line: run, console, check, orders import, diagram (dialogues follow)."""
+"""`refund-bot` command line: run, console, check, orders import, dialogues, diagram."""
 
 from __future__ import annotations
 
@@ -80,6 +80,16 @@ def diagram_markdown(name: str, description: str, source: str) -> str:
     )
 
 
+def _cmd_dialogues(args: argparse.Namespace, config: Config) -> int:
+    from bot.dialogue_tests import run_dialogues
+
+    # scripts merge their overrides over the config *file* (not the parsed Config, whose fen
+    # amounts would be read back as yuan), so the path is what the runner needs
+    return run_dialogues(
+        args.paths, args.config, check_coverage=args.check_coverage, transcript=args.transcript
+    )
+
+
 def _cmd_orders_import(args: argparse.Namespace, config: Config) -> int:
     """Import a CSV/JSON orders file: every row checked first, then all of it or nothing."""
     path: Path = args.file
@@ -133,6 +143,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     console = sub.add_parser("console", help="talk to the assistant in the terminal (demo orders)")
     console.set_defaults(handler=_cmd_console)
+
+    dialogues = sub.add_parser(
+        "dialogues",
+        help="run scripted dialogue tests (YAML) and report flow coverage",
+        description="Run the scripted dialogues in each PATH (a .yaml file, or a folder searched "
+        "recursively) through the Telegram adapter with a fake Telegram, a temporary store and a "
+        "fixed clock. Prints each failure with what the bot did, then the states and transitions "
+        "of every flow the scripts covered. Exits 1 if a script fails. Format: "
+        "docs/dialogue-tests.md.",
+    )
+    dialogues.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="script or folder")
+    dialogues.add_argument(
+        "--check-coverage",
+        action="store_true",
+        help="also exit 1 unless every state is visited and 90%% of transitions fired (as CI)",
+    )
+    dialogues.add_argument(
+        "--transcript",
+        action="store_true",
+        help="print every step of every script with what the bot answered",
+    )
+    dialogues.set_defaults(handler=_cmd_dialogues)
 
     diagram = sub.add_parser("diagram", help="write a Mermaid state diagram per flow")
     diagram.add_argument("--out", type=Path, default=Path("docs/flows"), help="output folder")
