@@ -136,8 +136,8 @@ class FakeTelegram(BaseRequest):
         refusal = bot_api_refusal(name, params)
         if refusal is not None:  # what Telegram itself refuses: the bot must keep to its limits
             self.refused.append(call)
-            body = {"ok": False, "error_code": 400, "description": refusal}
-            return 400, json.dumps(body).encode()
+            refused = {"ok": False, "error_code": 400, "description": refusal}
+            return 400, json.dumps(refused).encode()
         queued = self.failures.get(name)
         if queued:
             failure = queued.pop(0)
@@ -154,8 +154,9 @@ class FakeTelegram(BaseRequest):
         if name == "sendMessage" and gate is not None:
             await asyncio.wait_for(gate.wait(), WAIT)
         call.result = self._result(name, params)
-        if name == "sendMessage" and "inline_keyboard" in (params.get("reply_markup") or {}):
-            self.keyboards[params["chat_id"]] = (call.result["message_id"], inline_buttons(params))
+        buttons = inline_buttons(params) if name == "sendMessage" else []
+        if buttons and isinstance(chat_id, int):
+            self.keyboards[chat_id] = (call.result["message_id"], buttons)
         return 200, json.dumps({"ok": True, "result": call.result}).encode()
 
     def _result(self, name: str, params: dict[str, Any]) -> Any:

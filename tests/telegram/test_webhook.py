@@ -1,11 +1,15 @@
-"""PTB's own webhook server, on loopback: the secret token header is the gate."""
+"""PTB's own webhook server, on loopback: the secret token header is the gate, and Telegram posting
+the same update again (it does, when an answer is slow or lost) changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -14,6 +18,8 @@ from bot.telegram import webhook_options
 from tests.telegram.offline import ALICE, WAIT, FakeTelegram, Harness, telegram_config
 
 SECRET = "s3cret-Token_for-tests"
+JSON = {"Content-Type": "application/json"}
+SIGNED = {**JSON, "X-Telegram-Bot-Api-Secret-Token": SECRET}
 
 
 def free_port() -> int:
@@ -23,9 +29,24 @@ def free_port() -> int:
         return port
 
 
-async def test_webhook_refuses_requests_without_the_secret_and_accepts_it(
-    tmp_path: Path, clock: FixedClock, tg: FakeTelegram
-) -> None:
+class Webhook:
+    """A bot running PTB's webhook server on loopback, and a client posting to it."""
+
+    def __init__(self, harness: Harness, url: str, client: httpx.AsyncClient) -> None:
+        self.harness = harness
+        self.url = url
+        self.client = client
+
+    async def post(self, update: dict[str, Any], headers: dict[str, str] = SIGNED) -> int:
+        response = await self.client.post(self.url, content=json.dumps(update), headers=headers)
+        return response.status_code
+
+    def count(self, table: str) -> int:
+        return self.harness.count(f"SELECT count(*) FROM {table}")
+
+
+@asynccontextmanager
+async def webhook(tmp_path: Path, clock: FixedClock, tg: FakeTelegram) -> AsyncIterator[Webhook]:
     port = free_port()
     config = telegram_config(
         tmp_path,
@@ -42,36 +63,72 @@ async def test_webhook_refuses_requests_without_the_secret_and_accepts_it(
     harness = Harness(config, clock, tg)
     await harness.start()
     app = harness.application
-    options = webhook_options(config, SECRET)
-    await app.updater.start_webhook(**options)
+    await app.updater.start_webhook(**webhook_options(config, SECRET))
     await app.start()
     try:
-        (set_webhook,) = tg.of("setWebhook")
-        assert set_webhook["url"] == "https://bot.example.com/tg-hook"
-        assert set_webhook["secret_token"] == SECRET
-        url = f"http://127.0.0.1:{port}/tg-hook"
-        body = json.dumps(harness.updates.command(ALICE, "start"))
-        plain = {"Content-Type": "application/json"}
         async with httpx.AsyncClient(trust_env=False, timeout=WAIT) as client:
-            missing = await client.post(url, content=body, headers=plain)
-            wrong = await client.post(
-                url, content=body, headers={**plain, "X-Telegram-Bot-Api-Secret-Token": "guess"}
-            )
-            assert (missing.status_code, wrong.status_code) == (403, 403)
-            await asyncio.wait_for(app.update_queue.join(), WAIT)  # nothing was queued, or done
-            assert tg.sent() == []
-            assert harness.count("SELECT count(*) FROM processed_updates") == 0
-            assert harness.count("SELECT count(*) FROM conversations") == 0
-
-            right = await client.post(
-                url, content=body, headers={**plain, "X-Telegram-Bot-Api-Secret-Token": SECRET}
-            )
-            assert right.status_code == 200
-
-        await tg.until(lambda: bool(tg.sent(ALICE.id)))
-        assert tg.texts(ALICE.id)[0].startswith("Hi! This is the 小年卡盟")
-        assert harness.count("SELECT count(*) FROM processed_updates") == 1
+            yield Webhook(harness, f"http://127.0.0.1:{port}/tg-hook", client)
     finally:
         await app.updater.stop()
         await app.stop()
         await harness.stop()
+
+
+async def test_webhook_refuses_requests_without_the_secret_and_accepts_it(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram
+) -> None:
+    async with webhook(tmp_path, clock, tg) as hook:
+        (set_webhook,) = tg.of("setWebhook")
+        assert set_webhook["url"] == "https://bot.example.com/tg-hook"
+        assert set_webhook["secret_token"] == SECRET
+        up = hook.harness.updates
+        start = up.command(ALICE, "start")
+        press = up.press(ALICE, "000000.0")
+        wrong = {**JSON, "X-Telegram-Bot-Api-Secret-Token": "guess"}
+        empty = {**JSON, "X-Telegram-Bot-Api-Secret-Token": ""}
+        assert [
+            await hook.post(update, headers)
+            for update in (start, press)
+            for headers in (JSON, wrong, empty)
+        ] == [403] * 6
+        await asyncio.wait_for(hook.harness.application.update_queue.join(), WAIT)
+        assert tg.sent() == [] and tg.of("answerCallbackQuery") == []
+        for table in ("processed_updates", "conversations", "outbox"):
+            assert hook.count(table) == 0, f"{table} written by a refused request"
+
+        assert await hook.post(start) == 200
+        await tg.until(lambda: bool(tg.sent(ALICE.id)))
+        assert tg.texts(ALICE.id)[0].startswith("Hi! This is the 小年卡盟")
+        assert hook.count("processed_updates") == 1
+
+
+async def test_the_same_update_posted_twice_has_effect_once(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram
+) -> None:
+    async with webhook(tmp_path, clock, tg) as hook:
+        harness, up = hook.harness, hook.harness.updates
+        start, contact = up.command(ALICE, "start"), up.contact(ALICE)
+        for update in (start, start, contact, contact):
+            assert await hook.post(update) == 200
+        # one chat's updates are handled in order: once the reply to the contact is there, both
+        # copies of the /start have been handled
+        await tg.until(lambda: any(t.startswith("Verified") for t in tg.texts(ALICE.id)))
+        press = up.press(ALICE, harness.press_data(ALICE.id, "Request a refund"))
+        for update in (press, press, up.command(ALICE, "help")):
+            assert await hook.post(update) == 200
+        await tg.until(lambda: any(t.startswith("I can help you") for t in tg.texts(ALICE.id)))
+
+        texts = tg.texts(ALICE.id)
+        assert [t.split(" ")[0] for t in texts] == [
+            "Hi!",  # /start, once
+            "Verified.",  # the contact, once
+            "张三,",
+            "Please",  # the press, once: "Please choose the order…"
+            "I",  # /help: "I can help you…", then the prompt again
+            "Please",
+        ]
+        assert len(tg.of("answerCallbackQuery")) == 2  # each copy of the press is answered
+        assert len(tg.of("editMessageReplyMarkup")) == 1  # its buttons are taken off once
+        assert hook.count("processed_updates") == 4  # /start, contact, press, /help
+        assert harness.conversation(ALICE).version == 4  # one turn each, none twice
+        assert hook.count("outbox") == len(texts)
