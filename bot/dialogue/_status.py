@@ -234,6 +234,11 @@ def ticket_moved_on(turn: Turn) -> None:
 
 @STEPS.action("send_supplement")
 def send_supplement(turn: Turn) -> None:
+    _send_material(turn, "supplement", {}, "supplement.sent")
+
+
+def _send_material(turn: Turn, trigger: str, changes: dict[str, Any], sent_key: str) -> Ticket:
+    """Attach the collected files and note to the ticket and move it on (supplement, appeal)."""
     ticket = _ticket(turn)
     actor = f"customer:{ticket.customer_id}"
     try:
@@ -241,16 +246,18 @@ def send_supplement(turn: Turn) -> None:
         moved = move(
             turn.uow,
             ticket,
-            "supplement",
+            trigger,
             actor,
             turn.now,
+            changes,
             files=count,
             note=turn.data.pop("note", None),
         )
     except TicketRefused as refused:
         raise UserError(refused.key, **refused.params) from None
-    turn.say("supplement.sent", ticket_no=moved.ticket_no)
+    turn.say(sent_key, ticket_no=moved.ticket_no)
     turn.effect("ticket_updated", ticket_no=moved.ticket_no, status=moved.status.value)
+    return moved
 
 
 @STEPS.view("appeal_explain")
@@ -278,23 +285,7 @@ def appeal_checklist(turn: Turn) -> View:
 @STEPS.action("send_appeal")
 def send_appeal(turn: Turn) -> None:
     ticket = _ticket(turn)
-    actor = f"customer:{ticket.customer_id}"
-    try:
-        count = _attach(turn, ticket)
-        moved = move(
-            turn.uow,
-            ticket,
-            "appeal",
-            actor,
-            turn.now,
-            {"appeal_count": ticket.appeal_count + 1},
-            files=count,
-            note=turn.data.pop("note", None),
-        )
-    except TicketRefused as refused:
-        raise UserError(refused.key, **refused.params) from None
-    turn.say("appeal.sent", ticket_no=moved.ticket_no)
-    turn.effect("ticket_updated", ticket_no=moved.ticket_no, status=moved.status.value)
+    moved = _send_material(turn, "appeal", {"appeal_count": ticket.appeal_count + 1}, "appeal.sent")
     turn.effect(
         "handoff_requested",
         customer_id=moved.customer_id,
