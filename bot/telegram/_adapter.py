@@ -18,6 +18,7 @@ from telegram.ext import Application, ContextTypes
 from bot.app import App
 from bot.engine import Inbound, Kind, Reply, turn_locale
 from bot.store import OutboxMessage
+from bot.telegram._api import remove_inline_keyboard
 from bot.telegram._commands import register_commands
 from bot.telegram._desk import TelegramDesk, answer_press
 from bot.telegram._files import EvidenceDownloads
@@ -181,7 +182,7 @@ class TelegramAdapter:
         if message is None:
             return
         try:
-            await bot.edit_message_reply_markup(message.chat.id, message.message_id)
+            await remove_inline_keyboard(bot, message.chat.id, message.message_id)
         except TelegramError as exc:  # too old to edit, already edited: cosmetic only
             log.info("keyboard of message %s not removed: %s", message.message_id, exc)
 

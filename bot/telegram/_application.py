@@ -21,6 +21,7 @@ from telegram.request import BaseRequest
 from bot.app import App, build_app
 from bot.config import Config, Secrets
 from bot.telegram._adapter import TelegramAdapter
+from bot.telegram._api import quiet_typed_method_warning
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 
 # customers and agents alike send messages and press buttons; the desk needs no other update
@@ -51,6 +52,7 @@ def build_bot(
 ) -> TelegramBot:
     """Wire the adapter into an Application (tests pass a fake `request` transport)."""
     settings = app.config.telegram
+    quiet_typed_method_warning()
     locks = ChatLocks()
     adapter = TelegramAdapter(app, locks=locks)
     builder = (

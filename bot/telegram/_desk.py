@@ -5,6 +5,7 @@ the customer's messages copied in, the agents' buttons, commands and messages pa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from telegram import Bot, CallbackQuery, Chat, Message, ReplyParameters, Update, User
 from telegram.constants import CallbackQueryLimit
@@ -28,6 +29,7 @@ from bot.handoff import (
     stored,
 )
 from bot.store import ConversationKey, DeskCase
+from bot.telegram._api import send_text
 from bot.telegram._outbox import Outbox
 from bot.telegram._parse import (
     CHANNEL,
@@ -340,15 +342,23 @@ class TelegramDesk:
     ) -> list[int]:
         assert self.chat_id is not None
         posted = []
+        reply: dict[str, Any] = {}
+        if reply_to is not None:  # as _reply_to() below, in Bot API JSON
+            reply["reply_parameters"] = {
+                "message_id": reply_to,
+                "allow_sending_without_reply": True,
+            }
         for part in render(Reply("desk", text, buttons)):
-            sent = await bot.send_message(
-                self.chat_id,
-                part.text,
-                reply_markup=part.reply_markup,
-                message_thread_id=thread,
-                reply_parameters=_reply_to(reply_to),
+            posted.append(
+                await send_text(
+                    bot,
+                    self.chat_id,
+                    part.text,
+                    part.reply_markup,
+                    message_thread_id=thread,
+                    **reply,
+                )
             )
-            posted.append(sent.message_id)
         return posted
 
     async def _send_file(

@@ -11,6 +11,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.clock import Clock
 from bot.engine import Reply
 from bot.store import OutboxMessage, Store
+from bot.telegram._api import send_text
 from bot.telegram._parse import CHANNEL
 from bot.telegram._processor import ChatLocks
 from bot.telegram._render import has_contact_request, render
@@ -115,7 +116,7 @@ class Outbox:
             if source is not None:
                 await bot.copy_message(chat_id, *source, caption=reply.text or None)
             for part in parts:
-                await bot.send_message(chat_id, part.text, reply_markup=part.reply_markup)
+                await send_text(bot, chat_id, part.text, part.reply_markup)
         except (Forbidden, BadRequest) as exc:
             log.error(
                 "outbox %s to %s: Telegram refused it (%s); dropped",

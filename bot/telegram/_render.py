@@ -1,18 +1,16 @@
-"""Engine replies as Telegram messages: text split under the limit, keyboards from buttons."""
+"""Engine replies as Telegram messages: text split under the limit, keyboards from buttons.
+
+Keyboards are built as Bot API JSON (what `InlineKeyboardMarkup(...).to_dict()` gives), not as
+python-telegram-bot objects: the outbox sends them as they are (see _api.py), and building and
+serialising the objects again for every message was a fifth of a turn's cost."""
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-)
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
 from bot.engine import Button, Reply
@@ -22,8 +20,9 @@ CALLBACK_DATA_LIMIT = int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)
 # two buttons share a row when both labels are at most this wide (a CJK character counts 2):
 # "转人工客服 | 取消" fits a phone screen, "7-day no-reason return" wants a row of its own
 SHORT_LABEL_WIDTH = 16
+REMOVE_REPLY_KEYBOARD: dict[str, Any] = {"remove_keyboard": True}
 
-Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+Markup = dict[str, Any]  # a reply_markup in Bot API JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +38,13 @@ def render(reply: Reply, *, remove_reply_keyboard: bool = False) -> list[Outgoin
     # `remove_reply_keyboard` takes away a contact keyboard still shown, on a reply without buttons
     # only: Telegram allows one markup per message, and buttons of its own come first
     parts = split_text(reply.text)
-    markup: Markup | None = keyboard(reply.buttons)
+    markup = keyboard(reply.buttons)
     if markup is None and remove_reply_keyboard:
-        markup = ReplyKeyboardRemove()
+        markup = REMOVE_REPLY_KEYBOARD
     return [Outgoing(part, markup if i == len(parts) - 1 else None) for i, part in enumerate(parts)]
 
 
-def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+def keyboard(buttons: Sequence[Button]) -> Markup | None:
     """Inline buttons; a contact request turns the whole keyboard into a one-time reply keyboard."""
     # Telegram asks for the phone number only from a reply keyboard, and a message has a single
     # keyboard: the other buttons become reply buttons that send their label, which the engine
@@ -53,24 +52,27 @@ def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | ReplyKeyboardM
     if not buttons:
         return None
     if any(b.request_contact for b in buttons):
-        rows = _rows(buttons)
-        return ReplyKeyboardMarkup(
-            [
-                [KeyboardButton(b.label, request_contact=b.request_contact or None) for b in row]
-                for row in rows
+        return {
+            "keyboard": [
+                [
+                    {"text": b.label, "request_contact": True}
+                    if b.request_contact
+                    else {"text": b.label}
+                    for b in row
+                ]
+                for row in _rows(buttons)
             ],
-            one_time_keyboard=True,
-            resize_keyboard=True,
-        )
+            "one_time_keyboard": True,
+            "resize_keyboard": True,
+        }
     for b in buttons:
         if not b.token or len(b.token.encode()) > CALLBACK_DATA_LIMIT:
             raise ValueError(f"button {b.label!r}: callback data must be 1-64 bytes: {b.token!r}")
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(b.label, callback_data=b.token) for b in row]
-            for row in _rows(buttons)
+    return {
+        "inline_keyboard": [
+            [{"text": b.label, "callback_data": b.token} for b in row] for row in _rows(buttons)
         ]
-    )
+    }
 
 
 def has_contact_request(reply: Reply) -> bool:

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from telegram import Bot, InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
 
 from bot.domain import EvidenceKind
 from bot.engine import Button, Kind, Reply
@@ -138,13 +146,18 @@ def test_inline_keyboard_pairs_short_labels_and_keeps_long_ones_alone() -> None:
         Button("Back", "n.3"),
     )
     markup = keyboard(buttons)
-    assert isinstance(markup, InlineKeyboardMarkup)
-    rows = [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard]
+    assert markup is not None
+    rows = [[(b["text"], b["callback_data"]) for b in row] for row in markup["inline_keyboard"]]
     assert rows == [
         [("7-day no-reason return", "n.0")],
         [("转人工客服", "n.1"), ("取消", "n.2")],
         [("Back", "n.3")],
     ]
+    # the JSON is exactly what python-telegram-bot's own objects would have sent
+    typed = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows]
+    )
+    assert markup == typed.to_dict()
 
 
 def test_callback_data_over_64_bytes_is_a_bug_caught_before_sending() -> None:
@@ -156,16 +169,22 @@ def test_contact_request_becomes_a_one_time_reply_keyboard() -> None:
     markup = keyboard(
         (Button("📱 分享手机号", request_contact=True), Button("用订单号验证", "t.1"))
     )
-    assert isinstance(markup, ReplyKeyboardMarkup)
-    assert markup.one_time_keyboard
-    assert [[b.request_contact for b in row] for row in markup.keyboard] == [[True], [None]]
+    typed = ReplyKeyboardMarkup(
+        [[KeyboardButton("📱 分享手机号", request_contact=True)], [KeyboardButton("用订单号验证")]],
+        one_time_keyboard=True,
+        resize_keyboard=True,
+    )
+    assert markup == typed.to_dict()
+    assert markup["one_time_keyboard"] is True
 
 
 def test_remove_keyboard_only_on_a_reply_without_buttons() -> None:
     (plain,) = render(Reply("k", "已验证"), remove_reply_keyboard=True)
-    assert isinstance(plain.reply_markup, ReplyKeyboardRemove)
+    assert plain.reply_markup == ReplyKeyboardRemove().to_dict()
     (with_buttons,) = render(Reply("k", "菜单", (Button("a", "t.0"),)), remove_reply_keyboard=True)
-    assert isinstance(with_buttons.reply_markup, InlineKeyboardMarkup)
+    assert with_buttons.reply_markup == {
+        "inline_keyboard": [[{"text": "a", "callback_data": "t.0"}]]
+    }
 
 
 def test_a_long_reply_is_split_on_lines_with_the_keyboard_under_the_last_part() -> None:
