@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,45 @@ def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in _FORMATTER.parse(template) if name}
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A template parsed once: texts are asked for several times a turn, and re-parsing the
+    template through string.Formatter each time was most of a turn's CPU."""
+
+    template: str
+    # the finished text of a template without fields: no parameter can change it
+    fixed: str | None = None
+    # (literal text, parameter name or None) in order, for templates of plain {name} fields
+    parts: tuple[tuple[str, str | None], ...] | None = None
+
+
+def _compile(template: str) -> _Compiled:
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return _Compiled(template)  # malformed: vformat raises its own error at every call
+    if all(name is None for _, name, _, _ in parsed):
+        return _Compiled(template, fixed=_squeeze("".join(literal for literal, *_ in parsed)))
+    if all(
+        name is None or (name.isidentifier() and not spec and conversion is None)
+        for _, name, spec, conversion in parsed
+    ):
+        return _Compiled(template, parts=tuple((literal, name) for literal, name, _, _ in parsed))
+    # a format spec, a conversion, an attribute or an index: string.Formatter does those
+    return _Compiled(template)
+
+
+def _squeeze(text: str) -> str:
+    # an empty optional parameter must not leave a gap of blank lines behind
+    return _BLANK_LINES.sub("\n\n", text).strip("\n")
+
+
 class Catalog:
     def __init__(self, messages: Mapping[str, Mapping[str, str]], default: str = DEFAULT_LOCALE):
         self._messages = {loc: dict(keys) for loc, keys in messages.items()}
         self.default = default
+        # (locale asked for, key) -> its template parsed, filled on first use
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
 
     @classmethod
     def load(cls, directory: Path = LOCALES_DIR, default: str = DEFAULT_LOCALE) -> Catalog:
@@ -105,13 +141,31 @@ class Catalog:
     ) -> str:
         """The text of `key` in `locale` with `params` filled in; KeyError if the key is unknown
         (or a parameter is, unless `missing` says what to show instead)."""
-        template = self._messages.get(locale, self._messages[self.default])[key]
-        values: dict[str, Any] = (
-            dict(params or {}) if missing is None else _Lenient(missing, params or {})
-        )
-        text = _FORMATTER.vformat(template, (), values)
-        # an empty optional parameter must not leave a gap of blank lines behind
-        return _BLANK_LINES.sub("\n\n", text).strip("\n")
+        compiled = self._compiled.get((locale, key))
+        if compiled is None:
+            template = self._messages.get(locale, self._messages[self.default])[key]
+            compiled = self._compiled[(locale, key)] = _compile(template)
+        if compiled.fixed is not None:
+            return compiled.fixed
+        values: Mapping[str, Any]
+        if missing is not None:
+            values = _Lenient(missing, params or {})
+        elif type(params) is dict:
+            values = params  # only read: a plain dict needs no defensive copy
+        else:
+            # a copy, so a mapping with defaults of its own (defaultdict) still raises KeyError
+            values = dict(params or {})
+        if compiled.parts is None:
+            return _squeeze(_FORMATTER.vformat(compiled.template, (), values))
+        out: list[str] = []
+        for literal, name in compiled.parts:
+            out.append(literal)
+            if name is not None:
+                value = values[name]
+                if name.endswith("_fen") and isinstance(value, int):
+                    value = format_fen(value)  # as _Formatter.get_value does
+                out.append(format(value, ""))
+        return _squeeze("".join(out))
 
     def problems(self, used_keys: Iterable[str] = ()) -> list[str]:
         """Keys missing from a locale, placeholders that differ between locales, unknown keys."""
