@@ -7,6 +7,7 @@ implements the same two protocols and runs the same contract tests (tests/store/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -168,4 +169,11 @@ class UnitOfWork(Protocol):
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
-    def close(self) -> None: ...
+    def close(self) -> None: ...  # records what mark_sent_soon still holds first
+
+    # Delivery records without a transaction of their own: a delivered message is marked sent by
+    # the next unit of work this store opens (the next turn, usually), or by `flush`. Every unit
+    # of work of this store sees them at once; another process sees them after that commit, and a
+    # crash before it sends those messages again at the next start (delivery is at least once).
+    def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None: ...
+    def flush(self) -> None: ...  # write what mark_sent_soon holds now

@@ -364,12 +364,13 @@ def _outbox(row: sqlite3.Row) -> OutboxMessage:
 class SqliteUnitOfWork:
     """All reads and writes of one SQLite transaction; valid only inside its `with` block."""
 
-    __slots__ = ("_active", "_clock", "_conn")
+    __slots__ = ("_active", "_clock", "_conn", "_sent")
 
     def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
         self._active = True
+        self._sent: list[tuple[int, str]] = []  # the store's mark_sent_soon records it carries
 
     def _run(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         if not self._active:
@@ -923,6 +924,8 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._closed = False
+        # (outbox_id, sent_at) of delivered messages not yet recorded: see Store.mark_sent_soon
+        self._sent_soon: list[tuple[int, str]] = []
 
     @classmethod
     def open(cls, path: Path | str, *, clock: Clock | None = None) -> SqliteStore:
@@ -973,9 +976,23 @@ class SqliteStore:
         """A transaction: commits when the `with` block ends, rolls back if it raises."""
         return _Transaction(self)
 
+    def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
+        """Mark messages sent with the next unit of work (see Store.mark_sent_soon)."""
+        stamp = _ts(at)
+        self._sent_soon.extend((outbox_id, stamp) for outbox_id in outbox_ids)
+
+    def flush(self) -> None:
+        """Record what mark_sent_soon holds now, in a unit of work of its own."""
+        if self._sent_soon:
+            with self.unit_of_work():
+                pass  # _begin writes them
+
     def close(self) -> None:
-        """Close the connection (waits for a unit of work running in another thread)."""
+        """Record pending deliveries, then close the connection (waits for a unit of work
+        running in another thread)."""
         self._refuse_reentry("close the store")
+        if not self._closed:
+            self.flush()
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -1007,18 +1024,33 @@ class SqliteStore:
         try:
             self._check_open()
             self._conn.execute("BEGIN IMMEDIATE")
+            sent, self._sent_soon = self._sent_soon, []
+            if sent:
+                try:
+                    self._conn.executemany(
+                        "UPDATE outbox SET sent_at = ?2 WHERE outbox_id = ?1 AND sent_at IS NULL",
+                        sent,
+                    )
+                except BaseException:
+                    self._sent_soon[:0] = sent
+                    self._conn.execute("ROLLBACK")
+                    raise
         except BaseException:
             self._lock.release()
             raise
         self._owner = threading.get_ident()
-        return SqliteUnitOfWork(self._conn, self._clock)
+        uow = SqliteUnitOfWork(self._conn, self._clock)
+        uow._sent = sent
+        return uow
 
     def _end(self, uow: SqliteUnitOfWork, *, commit: bool) -> None:
         uow._active = False
+        committed = False
         try:
             if commit:
                 try:
                     self._conn.execute("COMMIT")
+                    committed = True
                 except BaseException:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
@@ -1027,5 +1059,7 @@ class SqliteStore:
             elif self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
         finally:
+            if not committed:  # the delivery records it carried: the next unit of work tries again
+                self._sent_soon[:0] = uow._sent
             self._owner = None
             self._lock.release()

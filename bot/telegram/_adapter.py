@@ -114,6 +114,7 @@ class TelegramAdapter:
             log.warning("bot commands not registered: %s", exc)
         sent = await self.outbox.deliver(application.bot)
         if sent:
+            self.outbox.record_now()
             log.info("delivered %d message(s) left in the outbox", sent)
         try:
             await self.desk.post_due(application.bot)
@@ -121,8 +122,10 @@ class TelegramAdapter:
             log.warning("agent desk: due cards not posted at start: %s", exc)
 
     async def shut_down(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """post_stop: an album still being collected is handled rather than lost."""
+        """post_stop: an album still being collected is handled rather than lost; what was
+        delivered is recorded as such."""
         await self.flush_albums(application.bot)
+        self.outbox.record_now()
 
     async def deliver_job(self, context: Context) -> None:
         """Repeating job: messages written elsewhere (agent desk, CLI) and earlier failures."""

@@ -3,6 +3,7 @@ to Telegram in order and marked sent once Telegram has taken them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import Bot
@@ -19,13 +20,16 @@ from bot.telegram._render import has_contact_request, render
 log = logging.getLogger(__name__)
 
 BATCH = 100
+RECORD_WITHIN = 0.2  # seconds: a delivered message is marked sent in the database by then
 
 
 class Outbox:
     """Sends the pending outbox messages of the Telegram channel, each recipient's in order."""
 
     # A message is marked sent only after Telegram accepted it, so a crash in between sends it
-    # again at the next start (at least once; the window is one message wide). A temporary failure
+    # again at the next start (at least once). The mark rides on the next unit of work (the next
+    # turn, usually: no transaction of its own), or is written RECORD_WITHIN seconds later at the
+    # latest, so that window is at most that wide. A temporary failure
     # (network, a flood wait past the rate limiter's retries) leaves the recipient's messages
     # queued, in order, for the next round; a permanent one (the customer blocked the bot, the chat
     # is gone) is logged and dropped so that it cannot hold back later messages forever.
@@ -38,6 +42,7 @@ class Outbox:
         # chats that may still show a contact-request keyboard: the next reply without buttons
         # takes it away (kept in memory: after a restart the one-time keyboard is hidden anyway)
         self._reply_keyboards: set[str] = set()
+        self._record: asyncio.TimerHandle | None = None  # the flush of the delivery records
 
     def reply_keyboard_shown(self, recipient: str) -> None:
         """Remember that the chat may show a reply keyboard (e.g. the customer just used it)."""
@@ -136,5 +141,16 @@ class Outbox:
 
     def _mark_sent(self, message: OutboxMessage) -> None:
         assert message.outbox_id is not None  # read back from the store
-        with self._store.unit_of_work() as uow:
-            uow.mark_sent(message.outbox_id, self._clock.now())
+        self._store.mark_sent_soon([message.outbox_id], self._clock.now())
+        if self._record is None:
+            self._record = asyncio.get_running_loop().call_later(RECORD_WITHIN, self.record_now)
+
+    def record_now(self) -> None:
+        """Write the delivery records still held (if the next turn has not done it yet)."""
+        if self._record is not None:
+            self._record.cancel()
+            self._record = None
+        try:
+            self._store.flush()
+        except Exception:  # e.g. the database is busy: the next unit of work or flush writes them
+            log.exception("outbox: delivery records not written; will try again")

@@ -32,8 +32,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,12 @@ class SlowCommits:
         with self._store.unit_of_work() as uow:
             yield uow
             time.sleep(self._pause)
+
+    def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
+        self._store.mark_sent_soon(outbox_ids, at)
+
+    def flush(self) -> None:
+        self._store.flush()
 
     def close(self) -> None:
         self._store.close()

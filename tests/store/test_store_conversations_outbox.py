@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -235,3 +236,55 @@ def test_mark_sent_twice_is_harmless_and_unknown_is_not_found(store: Store) -> N
 def test_enqueue_with_an_id_is_refused(store: Store) -> None:
     with store.unit_of_work() as uow, pytest.raises(ValueError, match="id"):
         uow.enqueue(_message("x", outbox_id=5))
+
+
+# -- delivery records without a transaction of their own (Store.mark_sent_soon) --------------
+
+
+def _ids(store: Store) -> list[int]:
+    with store.unit_of_work() as uow:
+        return [m.outbox_id for m in uow.pending_outbox() if m.outbox_id is not None]
+
+
+def test_mark_sent_soon_rides_on_the_next_unit_of_work(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    with store.unit_of_work() as uow:
+        first, second = uow.enqueue(_message("1")), uow.enqueue(_message("2"))
+    assert first.outbox_id is not None and second.outbox_id is not None
+    other = open_store()  # another process on the same database
+    store.mark_sent_soon([first.outbox_id], NOW)
+    assert _ids(other) == [first.outbox_id, second.outbox_id]  # not written yet
+    assert _ids(store) == [second.outbox_id]  # this store's next unit of work wrote it...
+    assert _ids(other) == [second.outbox_id]  # ...and committed it
+    store.mark_sent_soon([second.outbox_id], NOW)
+    store.flush()
+    assert _ids(other) == []
+
+
+def test_mark_sent_soon_survives_a_rolled_back_unit_of_work(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    with store.unit_of_work() as uow:
+        message = uow.enqueue(_message("1"))
+    assert message.outbox_id is not None
+    store.mark_sent_soon([message.outbox_id], NOW)
+    with pytest.raises(RuntimeError), store.unit_of_work() as uow:
+        uow.enqueue(_message("rolled back"))
+        raise RuntimeError("the turn failed")
+    other = open_store()
+    assert _ids(other) == [message.outbox_id]  # rolled back with that unit of work...
+    store.flush()
+    assert _ids(other) == []  # ...and written by the next one
+
+
+def test_close_writes_the_delivery_records_still_held(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    with store.unit_of_work() as uow:
+        message = uow.enqueue(_message("1"))
+    assert message.outbox_id is not None
+    store.mark_sent_soon([message.outbox_id], NOW)
+    store.mark_sent_soon([message.outbox_id], NOW + timedelta(minutes=1))  # twice: harmless
+    store.close()
+    assert _ids(open_store()) == []

@@ -499,7 +499,11 @@ class Harness:
         return items
 
     def count(self, sql: str) -> int:
+        """A figure read from the database file, as another process would see it."""
         import sqlite3
+
+        # delivery records ride on the next unit of work (Store.mark_sent_soon): write them now
+        self.engine_app.store.flush()
 
         with sqlite3.connect(self.config.store.path) as db:
             value = db.execute(sql).fetchone()[0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
 
 import pytest
@@ -12,6 +15,7 @@ from bot.config import Config
 from bot.engine import Button, Inbound, Reply, TurnResult
 from bot.store import OutboxMessage
 from bot.telegram import IncomingLimit
+from bot.telegram._outbox import RECORD_WITHIN
 from tests.telegram.offline import ALICE, BOB, GROUP, Failure, FakeTelegram, Harness
 
 
@@ -219,3 +223,20 @@ async def test_a_customer_who_blocked_the_bot_does_not_hold_up_the_outbox(harnes
     # the refused one is dropped (logged), the rest goes out, in order
     assert harness.tg.texts() == ["to alice", "alice again", "to bob"]
     assert pending(harness) == 0
+
+
+async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: Harness) -> None:
+    # the record rides on the next unit of work; when none comes, a timer writes it
+    await harness.process(harness.updates.command(ALICE, "start"))
+    assert harness.tg.texts(ALICE.id)
+    path = harness.config.store.path
+
+    def unsent() -> int:
+        with closing(sqlite3.connect(path)) as db:  # another process's view: no flush first
+            return int(
+                db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+            )
+
+    assert unsent() == 1  # delivered, not recorded yet: a crash now would send it again
+    await asyncio.sleep(RECORD_WITHIN + 0.3)  # the loop is free meanwhile: the timer fires
+    assert unsent() == 0
