@@ -22,7 +22,8 @@ Figures: updates/s (wall clock of the replay), p50/p99 latency of one update (Up
 process_update, + update_persistence for (b)) for N = 200 and 2,000; our throughput on a database
 already holding 50,000 conversations and 100,000 tickets against one holding 1,000 and 2,000
 (best of two replays each); the resident memory of 10,000 conversations in progress, in a child
-process. `--json` prints the figures as one JSON object; `--quick` is a smaller smoke run.
+process. `--json` prints the figures as one JSON object; `--quick` is a smaller smoke run;
+`--breakdown` prints only where one update's time goes in our bot, layer by layer, against bare PTB.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -163,6 +165,7 @@ class Run:
     updates: int
     seconds: float
     latencies: list[float]
+    parse_seconds: float = 0.0  # of which in Update.de_json (the same work for every bot)
 
     @property
     def ups(self) -> float:
@@ -183,16 +186,19 @@ async def replay(
     """Every customer's step 1, then every customer's step 2...; each update timed."""
     bot = application.bot
     latencies = []
+    parsing = 0.0
     started = time.perf_counter()
     for kind, arg in steps:
         for n in customers:
             data = client.update(user_of(n), n, kind, arg)
             t0 = time.perf_counter()
-            await application.process_update(Update.de_json(data, bot))
+            update = Update.de_json(data, bot)
+            parsing += time.perf_counter() - t0
+            await application.process_update(update)
             if after is not None:
                 await after()
             latencies.append(time.perf_counter() - t0)
-    return Run(len(latencies), time.perf_counter() - started, latencies)
+    return Run(len(latencies), time.perf_counter() - started, latencies, parsing)
 
 
 # -- ours ---------------------------------------------------------------------------------------
@@ -255,6 +261,115 @@ def check_ours(ours: Ours, customers: int) -> None:
         pending = db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
     if tickets != customers or pending:
         raise RuntimeError(f"replay went wrong: {tickets} tickets, {pending} messages unsent")
+
+
+# -- where the time of one update goes ----------------------------------------------------------
+
+
+class Stopwatches:
+    """Seconds spent inside chosen methods of a running bot, summed per label."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+
+    def sync(self, owner: Any, name: str, label: str) -> None:
+        method = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+
+    def coroutine(self, owner: Any, name: str, label: str) -> None:
+        method = getattr(owner, name)
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+
+
+class TimedConnection:
+    """The store's sqlite3 connection, timing every statement (the store calls only these)."""
+
+    def __init__(self, conn: sqlite3.Connection, watches: Stopwatches) -> None:
+        self._conn = conn
+        self._watches = watches
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        t0 = time.perf_counter()
+        try:
+            return self._conn.execute(sql, params)
+        finally:
+            self._watches.seconds["sqlite"] += time.perf_counter() - t0
+
+    def executemany(self, sql: str, params: Any) -> sqlite3.Cursor:
+        t0 = time.perf_counter()
+        try:
+            return self._conn.executemany(sql, params)
+        finally:
+            self._watches.seconds["sqlite"] += time.perf_counter() - t0
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+async def measure_breakdown(n: int) -> dict[str, float]:
+    """Microseconds per update in each layer of our bot, for n customers (timers add ~5%)."""
+    with tempfile.TemporaryDirectory(prefix="bench-parts-") as folder:
+        ours = await Ours(Path(folder)).start(range(n + WARM_UP))
+        try:
+            await ours.replay(range(n, n + WARM_UP))
+            watches = Stopwatches()
+            adapter = ours.harness.bot.adapter
+            watches.sync(adapter.engine, "handle", "engine")
+            watches.coroutine(adapter.outbox, "deliver", "outbox")
+            watches.coroutine(adapter, "_answer", "answer")
+            watches.coroutine(adapter, "_remove_keyboard", "keyboard")
+            store = ours.harness.engine_app.store
+            store._conn = TimedConnection(store._conn, watches)  # a probe in the private seam
+            run = await ours.replay(range(n))
+        finally:
+            await ours.stop()
+    per_update = {k: 1e6 * v / run.updates for k, v in watches.seconds.items()}
+    per_update["parse"] = 1e6 * run.parse_seconds / run.updates
+    per_update["total"] = 1e6 * run.seconds / run.updates
+    return per_update
+
+
+def breakdown_table(parts: dict[str, float], bare: Run, n: int) -> str:
+    bare_total = 1e6 * bare.seconds / bare.updates
+    bare_parse = 1e6 * bare.parse_seconds / bare.updates
+    rows = [
+        ("Update.de_json (the same updates for both bots)", parts["parse"], bare_parse),
+        ("engine turn (flow, rules, rendering, store)", parts["engine"], None),
+        ("  of it and of the outbox: SQLite statements", parts["sqlite"], None),
+        ("outbox: read, render, send, record", parts["outbox"], None),
+        ("answer the press (answerCallbackQuery)", parts["answer"], None),
+        ("take spent buttons off (editMessageReplyMarkup)", parts["keyboard"], None),
+    ]
+    accounted = sum(parts[k] for k in ("parse", "engine", "outbox", "answer", "keyboard"))
+    rows += [
+        ("the rest: PTB dispatch, parsing, flood limit", parts["total"] - accounted, None),
+        ("total", parts["total"], bare_total),
+    ]
+    lines = [f"where one update's time goes, N={n}: µs per update      ours    (a) bare"]
+    for label, ours_us, bare_us in rows:
+        other = "" if bare_us is None else f"{bare_us:>10.0f}"
+        lines.append(f"  {label:<50}{ours_us:>7.0f}{other}".rstrip())
+    return "\n".join(lines)
 
 
 # -- the baselines: a plain ConversationHandler, bare or with PicklePersistence ------------------
@@ -571,10 +686,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="only: where one update's time goes, N = 2,000"
+    )
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child is not None:
         print(json.dumps(asyncio.run(rss_child(args.rss_child))))
+        return 0
+    if args.breakdown:
+        n = 200 if args.quick else 2000
+        parts = asyncio.run(measure_breakdown(n))
+        bare = asyncio.run(measure_baseline(n, pickle=False))
+        print(json.dumps(parts) if args.json else breakdown_table(parts, bare, n))
         return 0
     if args.quick:
         sizes, scale_n, rss_n = (50, 200), 50, 500

@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
@@ -98,6 +99,7 @@ def _rows(buttons: Sequence[Button]) -> list[list[Button]]:
     return rows
 
 
+@lru_cache(maxsize=4096)  # labels come from the catalogs and orders: a few hundred recur
 def label_width(label: str) -> int:
     """Display width: wide (CJK) characters take two columns."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in label)
