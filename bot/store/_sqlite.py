@@ -31,6 +31,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -76,6 +77,7 @@ _MEMORY = ":memory:"
 # --- values to and from SQLite -------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)  # a turn stamps the same few moments several times
 def _ts(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime where an aware one is required: {moment!r}")
@@ -713,7 +715,18 @@ class SqliteUnitOfWork:
                 if self.conversation(c.key) is None:
                     raise NotFound(f"no conversation {c.key}")
                 raise ConcurrentUpdate(f"conversation {c.key} changed since version {c.version}")
-        return dataclasses.replace(c, version=c.version + 1, updated_at=updated_at)
+        # built directly: dataclasses.replace costs several times more, on every turn
+        return Conversation(
+            key=c.key,
+            flow=c.flow,
+            state=c.state,
+            data=c.data,
+            locale=c.locale,
+            customer_id=c.customer_id,
+            version=c.version + 1,
+            updated_at=updated_at,
+            remind_at=c.remind_at,
+        )
 
     def conversations_due(self, now: datetime) -> list[Conversation]:
         """Conversations whose reminder is due (remind_at <= now), earliest first."""
@@ -859,7 +872,13 @@ class SqliteUnitOfWork:
             " RETURNING outbox_id",
             (message.channel, message.recipient, _json(message.payload), _ts(created_at)),
         ).fetchall()[0]
-        return dataclasses.replace(message, outbox_id=row[0], created_at=created_at)
+        return OutboxMessage(  # built directly, as in save_conversation
+            channel=message.channel,
+            recipient=message.recipient,
+            payload=message.payload,
+            outbox_id=row[0],
+            created_at=created_at,
+        )
 
     def pending_outbox(
         self, limit: int = 100, channel: str | None = None, recipient: str | None = None
