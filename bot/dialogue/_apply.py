@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.dialogue import _render as render
-from bot.dialogue._common import FLOW_KEYS, STEPS
+from bot.dialogue._common import FLOW_KEYS, STEPS, stored_quote
 from bot.dialogue._evidence import checklist, stored_evidence
 from bot.domain import SUB_REASONS, Order, Outcome, Quote, Reason, SubReason
 from bot.engine import Choice, Turn, UserError, View
@@ -21,7 +21,7 @@ def _order(turn: Turn) -> Order:
 
 
 def _quote(turn: Turn) -> Quote:
-    return Quote.model_validate(turn.data["quote"])
+    return stored_quote(turn)
 
 
 @STEPS.view("menu")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.domain import Quote
 from bot.engine import Registry, Turn
 
 STEPS = Registry()
@@ -17,6 +18,20 @@ FLOW_KEYS = (
     "note",
     "link_order_no",
 )
+
+
+def stored_quote(turn: Turn) -> Quote:
+    """The application's pre-check quote from the conversation data. A turn's conditions, actions
+    and view often all read it; validating it once per turn is enough while the stored dict is
+    the same object (it is only ever replaced, never changed in place)."""
+    raw = turn.data["quote"]
+    seen = turn.memo.get("quote")
+    if seen is not None and seen[0] is raw:
+        quote: Quote = seen[1]
+        return quote
+    quote = Quote.model_validate(raw)
+    turn.memo["quote"] = (raw, quote)
+    return quote
 
 
 @STEPS.condition("is_linked")

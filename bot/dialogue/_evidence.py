@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.dialogue._common import STEPS
-from bot.domain import Evidence, EvidenceRequirement, Quote
+from bot.dialogue._common import STEPS, stored_quote
+from bot.domain import Evidence, EvidenceRequirement
 from bot.engine import Turn
 
 MB = 1024 * 1024
@@ -15,7 +15,7 @@ MB = 1024 * 1024
 def requirement(turn: Turn) -> EvidenceRequirement:
     """The evidence rule of the application or ticket the customer is working on."""
     if "quote" in turn.data and turn.conv.flow == "apply":
-        return Quote.model_validate(turn.data["quote"]).evidence
+        return stored_quote(turn).evidence
     ticket = turn.uow.ticket(str(turn.data.get("ticket_no", "")))
     if ticket is None:
         raise LookupError("no application or ticket in this conversation")

@@ -58,6 +58,9 @@ class Turn:
         self.notes: list[tuple[str, dict[str, Any]]] = []
         self.effects: list[Effect] = []
         self._customer: Customer | None = None
+        # values derived from conv.data, kept for the rest of the turn with the raw value they came
+        # from, so that several callbacks of one turn validate the same stored data once
+        self.memo: dict[str, tuple[object, Any]] = {}
 
     @property
     def data(self) -> dict[str, Any]:
