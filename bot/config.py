@@ -232,6 +232,9 @@ REQUIRED_LEGAL_REFS: tuple[str, ...] = (
 
 class StoreConfig(Section):
     path: Path = Path("var/refund-bot.sqlite3")
+    # the ids of handled updates are kept this long against redelivery (Telegram holds an
+    # unconfirmed update for at most 24 hours), then forgotten by a daily job
+    processed_retention_days: int = Field(default=7, ge=2)
 
 
 class WebhookConfig(Section):

@@ -57,6 +57,7 @@ def test_shipped_config_is_valid_and_complete() -> None:
         ({"policy": {"review": {"priority_working_days": 5}}}, "priority_working_days must not exceed normal_working_days"),
         ({"policy": {"payout_windows": {"bank_card": {"min_working_days": 6, "max_working_days": 5}}}}, "min_working_days must not exceed max_working_days"),
         ({"calendar": {"fallback_holidays": ["2027-13-01"]}}, "calendar.fallback_holidays.0"),
+        ({"store": {"processed_retention_days": 1}}, "store.processed_retention_days: must be ≥ 2"),
         ({"calendar": {"fallback_workdays": ["2027-01-01"]}}, "both a holiday and a working day: 2027-01-01"),
         ({"telegram": {"mode": "webhook"}}, "webhook.url is required when mode is webhook"),
         ({"telegram": {"webhook": {"port": 70000}}}, "telegram.webhook.port: must be ≤ 65535"),

@@ -158,6 +158,7 @@ class UnitOfWork(Protocol):
 
     # exactly once: False when the key was already recorded (the event had its effect)
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool: ...
+    def forget_processed(self, before: datetime) -> int: ...  # keys recorded before: how many
 
     # outbox
     def enqueue(self, message: OutboxMessage) -> OutboxMessage: ...

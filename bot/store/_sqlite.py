@@ -860,6 +860,11 @@ class SqliteUnitOfWork:
         )
         return cur.rowcount == 1
 
+    def forget_processed(self, before: datetime) -> int:
+        """Drop the keys recorded before `before` (a scan: see migration 0003); how many."""
+        cur = self._run("DELETE FROM processed_updates WHERE at < ?", (_ts(before),))
+        return cur.rowcount
+
     # outbox
 
     def enqueue(self, message: OutboxMessage) -> OutboxMessage:

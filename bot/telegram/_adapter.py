@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, CallbackQuery, Update
@@ -130,6 +131,14 @@ class TelegramAdapter:
     async def deliver_job(self, context: Context) -> None:
         """Repeating job: messages written elsewhere (agent desk, CLI) and earlier failures."""
         await self.outbox.deliver(context.bot)
+
+    async def prune_job(self, context: Context) -> None:
+        """Daily job: forget the handled update ids older than the retention."""
+        days = self.app.config.store.processed_retention_days
+        with self.app.store.unit_of_work() as uow:
+            forgotten = uow.forget_processed(self.app.clock.now() - timedelta(days=days))
+        if forgotten:
+            log.info("forgot %d handled update id(s) older than %d days", forgotten, days)
 
     async def reminder_job(self, context: Context) -> None:
         """Repeating job: the one reminder of flows left unfinished."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TextIO
 
 from telegram import Update
@@ -28,6 +29,9 @@ from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 # (chat_member and the like are left out: who may act is the config's allow-list, not the group's)
 ALLOWED_UPDATES: list[str] = [UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY]
 RATE_LIMIT_RETRIES = 3  # a 429 is waited out (retry_after) and retried this many times
+# handled update ids are forgotten daily (a scan, see migration 0003), first soon after a start
+PRUNE_EVERY = timedelta(days=1)
+PRUNE_FIRST = timedelta(minutes=5)
 # the Bot API's rule for the secret token Telegram echoes in X-Telegram-Bot-Api-Secret-Token
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -83,6 +87,7 @@ def build_bot(
     jobs.run_repeating(
         adapter.reminder_job, interval=settings.reminder_interval_seconds, name="reminders"
     )
+    jobs.run_repeating(adapter.prune_job, interval=PRUNE_EVERY, first=PRUNE_FIRST, name="prune")
     # the deadlines live in the store: a restart re-arms this job and repeats nothing done
     jobs.run_repeating(
         adapter.desk.deadline_job,

@@ -169,6 +169,20 @@ def test_mark_processed_is_true_once(store: Store) -> None:
         assert uow.mark_processed("tg:update:1", NOW + timedelta(days=1)) is False
 
 
+def test_forget_processed_drops_only_the_keys_recorded_before(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.mark_processed("old", NOW - timedelta(days=8))
+        uow.mark_processed("edge", NOW - timedelta(days=7))
+        uow.mark_processed("new", NOW)
+    with store.unit_of_work() as uow:
+        assert uow.forget_processed(NOW - timedelta(days=7)) == 1
+        assert uow.forget_processed(NOW - timedelta(days=7)) == 0
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed("old", NOW) is True  # forgotten: it would count again
+        assert uow.mark_processed("edge", NOW) is False
+        assert uow.mark_processed("new", NOW) is False
+
+
 def test_a_rolled_back_turn_leaves_its_update_unprocessed(store: Store) -> None:
     with pytest.raises(RuntimeError), store.unit_of_work() as uow:
         assert uow.mark_processed("tg:update:1", NOW) is True

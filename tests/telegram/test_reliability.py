@@ -115,6 +115,20 @@ async def test_the_reminder_job_reminds_a_customer_who_stopped_mid_flow(
     assert len(harness.tg.texts(ALICE.id)) == len(texts)  # one reminder only
 
 
+async def test_the_daily_job_forgets_handled_update_ids_past_the_retention(
+    harness: Harness, clock: FixedClock
+) -> None:
+    await harness.process(harness.updates.command(ALICE, "start"))
+    (job,) = harness.application.job_queue.get_jobs_by_name("prune")
+    await job.run(harness.application)
+    assert harness.count("SELECT count(*) FROM processed_updates") == 1  # kept: recent
+    days = harness.config.store.processed_retention_days
+    clock.advance(timedelta(days=days, seconds=1))
+    await harness.process(harness.updates.command(ALICE, "help"))
+    await job.run(harness.application)
+    assert harness.count("SELECT count(*) FROM processed_updates") == 1  # only /help's is left
+
+
 async def test_groups_and_channels_are_ignored(harness: Harness) -> None:
     up = harness.updates
     harness.tg.clear()
