@@ -24,13 +24,20 @@ class WorkingCalendar:
         self._holidays = frozenset(fallback_holidays)
         self._workdays = frozenset(fallback_workdays)
         self._warned: set[int] = set()
+        # chinese_calendar.is_workday scans its holiday table on every call (~15 us) and a
+        # deadline walks several days per assessment: remember each day's answer (fixed data)
+        self._known: dict[date, bool] = {}
 
     def is_working_day(self, day: date) -> bool:
         """True on a Chinese working day (make-up Saturdays included, holidays excluded)."""
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return self._fallback(day)
+        known = self._known.get(day)
+        if known is None:
+            try:
+                known = bool(chinese_calendar.is_workday(day))
+            except NotImplementedError:
+                known = self._fallback(day)
+            self._known[day] = known
+        return known
 
     def is_covered(self, year: int) -> bool:
         """Whether chinese-calendar knows the official schedule of `year`."""

@@ -193,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # transitions logs every callback it runs at INFO: with -v that is several lines per turn
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
