@@ -254,6 +254,7 @@ async def measure_ours(n: int, seed: tuple[int, int] | None = None, runs: int = 
 
 def check_ours(ours: Ours, customers: int) -> None:
     """The replay did what a customer expects: a ticket per customer, every message sent."""
+    ours.harness.engine_app.store.flush()  # the last deliveries' records (Store.mark_sent_soon)
     with closing(sqlite3.connect(ours.config.store.path)) as db:
         tickets = db.execute(
             "SELECT count(*) FROM tickets WHERE order_id LIKE 'B%' AND status = 'submitted'"
