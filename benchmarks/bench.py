@@ -77,6 +77,7 @@ from bot.domain import OPEN_STATUSES, History, Order, Reason, TicketStatus
 from bot.orders_import import import_orders
 from bot.rules import assess
 from bot.store.sqlite import SqliteStore
+from bot.telegram import _outbox as outbox_module
 from tests.factories import at, make_order
 from tests.telegram.offline import NOW, TOKEN, FakeTelegram, Harness, Updates, User, telegram_config
 
@@ -337,6 +338,7 @@ async def measure_breakdown(n: int) -> dict[str, float]:
             adapter = ours.harness.bot.adapter
             watches.sync(adapter.engine, "handle", "engine")
             watches.coroutine(adapter.outbox, "deliver", "outbox")
+            watches.coroutine(outbox_module, "send_text", "send")
             watches.coroutine(adapter, "_answer", "answer")
             watches.coroutine(adapter, "_remove_keyboard", "keyboard")
             store = ours.harness.engine_app.store
@@ -358,18 +360,27 @@ def breakdown_table(parts: dict[str, float], bare: Run, n: int) -> str:
         ("engine turn (flow, rules, rendering, store)", parts["engine"], None),
         ("  of it and of the outbox: SQLite statements", parts["sqlite"], None),
         ("outbox: read, render, send, record", parts["outbox"], None),
+        ("  of it: sendMessage calls through PTB", parts["send"], None),
         ("answer the press (answerCallbackQuery)", parts["answer"], None),
         ("take spent buttons off (editMessageReplyMarkup)", parts["keyboard"], None),
     ]
     accounted = sum(parts[k] for k in ("parse", "engine", "outbox", "answer", "keyboard"))
+    rest = parts["total"] - accounted
     rows += [
-        ("the rest: PTB dispatch, parsing, flood limit", parts["total"] - accounted, None),
+        ("the rest: PTB dispatch, parsing, flood limit", rest, None),
         ("total", parts["total"], bare_total),
     ]
+    # what is not our Python: the update's parsing, PTB, the Bot API calls, SQLite
+    floor = parts["parse"] + rest + parts["answer"] + parts["keyboard"] + parts["send"]
+    floor += parts["sqlite"]
     lines = [f"where one update's time goes, N={n}: µs per update      ours    (a) bare"]
     for label, ours_us, bare_us in rows:
         other = "" if bare_us is None else f"{bare_us:>10.0f}"
         lines.append(f"  {label:<50}{ours_us:>7.0f}{other}".rstrip())
+    lines.append(
+        f"without our own Python (parsing, PTB, Bot API calls, SQLite): {floor:.0f} µs per update,"
+        f" at most {1e6 / floor:,.0f} updates/s"
+    )
     return "\n".join(lines)
 
 
