@@ -950,6 +950,7 @@ class SqliteStore:
         self._closed = False
         # (outbox_id, sent_at) of delivered messages not yet recorded: see Store.mark_sent_soon
         self._sent_soon: list[tuple[int, str]] = []
+        self._sent_soon_lock = threading.Lock()  # apart from _lock: callable inside a unit of work
 
     @classmethod
     def open(cls, path: Path | str, *, clock: Clock | None = None) -> SqliteStore:
@@ -1003,7 +1004,8 @@ class SqliteStore:
     def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
         """Mark messages sent with the next unit of work (see Store.mark_sent_soon)."""
         stamp = _ts(at)
-        self._sent_soon.extend((outbox_id, stamp) for outbox_id in outbox_ids)
+        with self._sent_soon_lock:
+            self._sent_soon.extend((outbox_id, stamp) for outbox_id in outbox_ids)
 
     def flush(self) -> None:
         """Record what mark_sent_soon holds now, in a unit of work of its own."""
@@ -1048,7 +1050,8 @@ class SqliteStore:
         try:
             self._check_open()
             self._conn.execute("BEGIN IMMEDIATE")
-            sent, self._sent_soon = self._sent_soon, []
+            with self._sent_soon_lock:
+                sent, self._sent_soon = self._sent_soon, []
             if sent:
                 try:
                     self._conn.executemany(
@@ -1056,7 +1059,7 @@ class SqliteStore:
                         sent,
                     )
                 except BaseException:
-                    self._sent_soon[:0] = sent
+                    self._hand_back(sent)
                     self._conn.execute("ROLLBACK")
                     raise
         except BaseException:
@@ -1066,6 +1069,11 @@ class SqliteStore:
         uow = SqliteUnitOfWork(self._conn, self._clock)
         uow._sent = sent
         return uow
+
+    def _hand_back(self, sent: list[tuple[int, str]]) -> None:
+        if sent:
+            with self._sent_soon_lock:
+                self._sent_soon[:0] = sent
 
     def _end(self, uow: SqliteUnitOfWork, *, commit: bool) -> None:
         uow._active = False
@@ -1084,6 +1092,6 @@ class SqliteStore:
                 self._conn.execute("ROLLBACK")
         finally:
             if not committed:  # the delivery records it carried: the next unit of work tries again
-                self._sent_soon[:0] = uow._sent
+                self._hand_back(uow._sent)
             self._owner = None
             self._lock.release()
