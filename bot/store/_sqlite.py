@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -70,6 +71,8 @@ from bot.store._interface import (
 )
 from bot.store._migrations import load_migrations, migrate, schema_version
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS: Final = 5000
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _MEMORY = ":memory:"
@@ -77,8 +80,13 @@ _MEMORY = ":memory:"
 # --- values to and from SQLite -------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)  # a turn stamps the same few moments several times
 def _ts(moment: datetime) -> str:
+    # `fold` in the key: two local times an hour apart in a DST overlap compare equal
+    return _ts_text(moment, moment.fold)
+
+
+@lru_cache(maxsize=64)  # a turn stamps the same few moments several times
+def _ts_text(moment: datetime, fold: int) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime where an aware one is required: {moment!r}")
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
@@ -1003,6 +1011,13 @@ class SqliteStore:
 
     def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
         """Mark messages sent with the next unit of work (see Store.mark_sent_soon)."""
+        if self._closed:
+            log.warning(
+                "store closed: %d delivery record(s) dropped; those messages go out again at the"
+                " next start",
+                len(outbox_ids),
+            )
+            return
         stamp = _ts(at)
         with self._sent_soon_lock:
             self._sent_soon.extend((outbox_id, stamp) for outbox_id in outbox_ids)
@@ -1014,11 +1029,17 @@ class SqliteStore:
                 pass  # _begin writes them
 
     def close(self) -> None:
-        """Record pending deliveries, then close the connection (waits for a unit of work
-        running in another thread)."""
+        """Record the deliveries still held, then close the connection (waits for a unit of work
+        running in another thread). The connection closes even if recording fails."""
         self._refuse_reentry("close the store")
         if not self._closed:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # e.g. another process holds the write lock past the busy timeout
+                log.exception(
+                    "store: delivery records not written at close; those messages go out again"
+                    " at the next start"
+                )
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -1060,7 +1081,8 @@ class SqliteStore:
                     )
                 except BaseException:
                     self._hand_back(sent)
-                    self._conn.execute("ROLLBACK")
+                    if self._conn.in_transaction:  # some errors roll back by themselves
+                        self._conn.execute("ROLLBACK")
                     raise
         except BaseException:
             self._lock.release()

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 RECORD_WITHIN = 0.2  # seconds: a delivered message is marked sent in the database by then
+RECORD_RETRY = 1.0  # seconds: after a failure to write the records
 
 
 class Outbox:
@@ -152,5 +153,6 @@ class Outbox:
             self._record = None
         try:
             self._store.flush()
-        except Exception:  # e.g. the database is busy: the next unit of work or flush writes them
-            log.exception("outbox: delivery records not written; will try again")
+        except Exception:  # e.g. the database is busy: try again shortly, turns may meanwhile
+            log.exception("outbox: delivery records not written; trying again")
+            self._record = asyncio.get_running_loop().call_later(RECORD_RETRY, self.record_now)

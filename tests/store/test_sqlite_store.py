@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -317,3 +318,80 @@ def test_store_calls_inside_a_unit_of_work_fail_instead_of_hanging(
         with pytest.raises(RuntimeError, match="already open"):
             _ = sqlite_store.schema_version
     assert sqlite_store.schema_version == len(load_migrations())  # still open and usable
+
+
+# -- delivery records held for the next unit of work: the failure paths -----------------------
+
+
+def _queued(store: SqliteStore, text: str = "hi") -> int:
+    with store.unit_of_work() as uow:
+        message = uow.enqueue(OutboxMessage("telegram", "1", {"text": text}))
+    assert message.outbox_id is not None
+    return message.outbox_id
+
+
+def _unsent(raw: sqlite3.Connection) -> int:
+    return int(raw.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+
+class _FailingWrites:
+    """The store's connection, its executemany (the held records' write) failing once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.failed = False
+
+    def executemany(self, sql: str, params: object) -> sqlite3.Cursor:
+        if not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.executemany(sql, params)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+def test_held_records_survive_a_failure_to_write_them(
+    sqlite_store: SqliteStore, raw: sqlite3.Connection
+) -> None:
+    sqlite_store.mark_sent_soon([_queued(sqlite_store)], datetime(2026, 11, 24, tzinfo=UTC))
+    real = sqlite_store._conn
+    sqlite_store._conn = _FailingWrites(real)  # type: ignore[assignment]
+    try:
+        with pytest.raises(sqlite3.OperationalError), sqlite_store.unit_of_work():
+            pass
+        assert _unsent(raw) == 1
+        sqlite_store.flush()  # the next unit of work writes them after all
+    finally:
+        sqlite_store._conn = real
+    assert _unsent(raw) == 0
+
+
+def test_close_closes_even_when_the_records_cannot_be_written(
+    sqlite_store: SqliteStore, raw: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    sqlite_store.mark_sent_soon([_queued(sqlite_store)], datetime(2026, 11, 24, tzinfo=UTC))
+    raw.execute("BEGIN IMMEDIATE")  # another process holds the write lock...
+    real = sqlite_store._conn
+    real.execute("PRAGMA busy_timeout = 50")  # ...past a (short) busy timeout
+    sqlite_store.close()
+    raw.execute("ROLLBACK")
+    assert "delivery records not written at close" in caplog.text
+    with pytest.raises(RuntimeError, match="closed"), sqlite_store.unit_of_work():
+        pass
+    assert _unsent(raw) == 1  # not recorded: sent again at the next start (at least once)
+    sqlite_store.mark_sent_soon([1], datetime(2026, 11, 24, tzinfo=UTC))  # dropped, with a word
+    assert "store closed: 1 delivery record(s) dropped" in caplog.text
+
+
+def test_moments_an_hour_apart_in_a_dst_overlap_are_stored_apart(
+    sqlite_store: SqliteStore, raw: sqlite3.Connection
+) -> None:
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)  # 05:30 UTC
+    second = first.replace(fold=1)  # the same wall time an hour later: 06:30 UTC
+    with sqlite_store.unit_of_work() as uow:
+        uow.mark_processed("a", first)
+        uow.mark_processed("b", second)
+    rows = raw.execute("SELECT dedupe_key, at FROM processed_updates ORDER BY 1").fetchall()
+    assert rows == [("a", "2026-11-01T05:30:00.000000Z"), ("b", "2026-11-01T06:30:00.000000Z")]

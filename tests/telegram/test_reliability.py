@@ -254,3 +254,27 @@ async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: Ha
     assert unsent() == 1  # delivered, not recorded yet: a crash now would send it again
     await asyncio.sleep(RECORD_WITHIN + 0.3)  # the loop is free meanwhile: the timer fires
     assert unsent() == 0
+
+
+async def test_a_failure_to_record_deliveries_is_retried(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = harness.engine_app.store
+    real_flush = store.flush
+    failures = []
+
+    def busy_once() -> None:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        real_flush()
+
+    monkeypatch.setattr(store, "flush", busy_once)
+    monkeypatch.setattr("bot.telegram._outbox.RECORD_RETRY", 0.05)
+    await harness.process(harness.updates.command(ALICE, "start"))
+    await asyncio.sleep(RECORD_WITHIN + 0.3)  # the timer fails, re-arms, then writes them
+    assert failures == [1]
+    assert "delivery records not written; trying again" in caplog.text
+    with closing(sqlite3.connect(harness.config.store.path)) as db:
+        unsent = db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+    assert unsent == 0

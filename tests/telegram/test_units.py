@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.domain import EvidenceKind
 from bot.engine import Button, Kind, Reply
@@ -30,8 +32,9 @@ from bot.telegram import (
     render,
     split_text,
 )
+from bot.telegram._api import quiet_typed_method_warning, remove_inline_keyboard, send_text
 from bot.telegram._render import text_length
-from tests.telegram.offline import ALICE, GROUP, TOKEN, Updates
+from tests.telegram.offline import ALICE, GROUP, TOKEN, Harness, Updates
 
 BOT = Bot(TOKEN)
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -286,3 +289,17 @@ def test_telegram_settings_are_validated_and_the_download_folder_is_relative_to_
         load_config(path, {"telegram": {"incoming_rate_limit": 0}})
     with pytest.raises(ConfigError, match=r"telegram.album_wait_seconds: must be > 0"):
         load_config(path, {"telegram": {"album_wait_seconds": 0}})
+
+
+async def test_the_raw_bot_api_calls_warn_nothing_once_quieted(harness: Harness) -> None:
+    # pyproject's filterwarnings covers the tests; this is what build_bot does for `run`
+    bot = harness.application.bot
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(PTBUserWarning):
+            await send_text(bot, ALICE.id, "before")
+        quiet_typed_method_warning()
+        message_id = await send_text(bot, ALICE.id, "after", {"remove_keyboard": True})
+        await remove_inline_keyboard(bot, ALICE.id, message_id)
+    assert harness.tg.texts(ALICE.id) == ["after"]
+    assert harness.tg.of("editMessageReplyMarkup")[-1]["message_id"] == message_id
