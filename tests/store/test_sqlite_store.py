@@ -395,3 +395,26 @@ def test_moments_an_hour_apart_in_a_dst_overlap_are_stored_apart(
         uow.mark_processed("b", second)
     rows = raw.execute("SELECT dedupe_key, at FROM processed_updates ORDER BY 1").fetchall()
     assert rows == [("a", "2026-11-01T05:30:00.000000Z"), ("b", "2026-11-01T06:30:00.000000Z")]
+
+
+def test_a_version_2_database_upgrades_keeping_its_processed_updates(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn, load_migrations()[:2])
+        conn.execute("INSERT INTO processed_updates VALUES ('tg:1', '2026-11-01T00:00:00.000000Z')")
+    finally:
+        conn.close()
+    with SqliteStore.open(path) as store:
+        assert store.schema_version == 3
+        with store.unit_of_work() as uow:
+            assert uow.mark_processed("tg:1", datetime(2026, 11, 24, tzinfo=UTC)) is False
+            assert uow.forget_processed(datetime(2026, 11, 2, tzinfo=UTC)) == 1
+    conn = sqlite3.connect(path)
+    try:
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    finally:
+        conn.close()
+    assert "processed_updates_at" not in indexes
