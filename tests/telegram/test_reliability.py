@@ -23,6 +23,12 @@ def pending(harness: Harness) -> int:
     return harness.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 
 
+def unrecorded(harness: Harness) -> int:
+    """Messages not marked sent in the file as another process sees it (no flush first)."""
+    with closing(sqlite3.connect(harness.config.store.path)) as db:
+        return int(db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+
 async def test_a_restart_mid_flow_resumes_the_conversation(
     config: Config, clock: FixedClock, tg: FakeTelegram
 ) -> None:
@@ -243,17 +249,9 @@ async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: Ha
     # the record rides on the next unit of work; when none comes, a timer writes it
     await harness.process(harness.updates.command(ALICE, "start"))
     assert harness.tg.texts(ALICE.id)
-    path = harness.config.store.path
-
-    def unsent() -> int:
-        with closing(sqlite3.connect(path)) as db:  # another process's view: no flush first
-            return int(
-                db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
-            )
-
-    assert unsent() == 1  # delivered, not recorded yet: a crash now would send it again
+    assert unrecorded(harness) == 1  # delivered, not recorded yet: a crash now would send it again
     await asyncio.sleep(RECORD_WITHIN + 0.3)  # the loop is free meanwhile: the timer fires
-    assert unsent() == 0
+    assert unrecorded(harness) == 0
 
 
 async def test_a_failure_to_record_deliveries_is_retried(
@@ -275,6 +273,4 @@ async def test_a_failure_to_record_deliveries_is_retried(
     await asyncio.sleep(RECORD_WITHIN + 0.3)  # the timer fails, re-arms, then writes them
     assert failures == [1]
     assert "delivery records not written; trying again" in caplog.text
-    with closing(sqlite3.connect(harness.config.store.path)) as db:
-        unsent = db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
-    assert unsent == 0
+    assert unrecorded(harness) == 0
