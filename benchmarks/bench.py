@@ -514,8 +514,9 @@ def seed_database(path: Path, conversations: int, tickets: int) -> None:
             "INSERT INTO customers (customer_id, phone, name) VALUES (?, ?, ?)", rows_customers()
         )
         db.executemany(
-            "INSERT INTO telegram_links (telegram_user_id, customer_id) VALUES (?, ?)",
-            ((c + 1, c + 1) for c in range(conversations)),
+            "INSERT INTO customer_identities (channel, user_id, customer_id)"
+            " VALUES ('telegram', ?, ?)",
+            ((str(c + 1), c + 1) for c in range(conversations)),
         )
         db.executemany(
             "INSERT INTO orders VALUES (?, ?, '老客户', '腾讯视频VIP年卡', 'video_membership',"

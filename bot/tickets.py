@@ -23,6 +23,7 @@ from bot.domain import (
     Reason,
     RefundEntry,
     RefundState,
+    Refusal,
     SubReason,
     Ticket,
     TicketEvent,
@@ -32,15 +33,6 @@ from bot.domain import (
 )
 from bot.rules import assess, check_requested_amount, payout_due
 from bot.store import OpenTicketExists, RefundExceedsCashPaid, UnitOfWork
-
-
-class TicketRefused(Exception):
-    """A ticket operation the rules or the store refuse; `key` is the message to show."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 def history(uow: UnitOfWork, customer: Customer, order: Order) -> History:
@@ -102,10 +94,10 @@ def submit(
     allocated, evidence attached; a fast refund or verified duplicate is approved at once."""
     q = quote(uow, config, cal, customer, order, reason, sub_reason, now)
     if q.outcome is Outcome.REFUSED:
-        raise TicketRefused(q.explanation[0], **q.explanation_params)
+        raise Refusal(q.explanation[0], **q.explanation_params)
     problem = check_requested_amount(q, requested_fen)
     if problem is not None:
-        raise TicketRefused(problem, max_fen=q.amount_fen)
+        raise Refusal(problem, max_fen=q.amount_fen)
     ticket_no = uow.next_ticket_no(to_local(now).date())
     ticket = Ticket(
         ticket_no=ticket_no,
@@ -123,7 +115,7 @@ def submit(
     try:
         uow.add_ticket(ticket)
     except OpenTicketExists:
-        raise TicketRefused("precheck.refused.open_ticket", ticket_no="") from None
+        raise Refusal("precheck.refused.open_ticket", ticket_no="") from None
     actor = f"customer:{customer.customer_id}"
     _event(
         uow,
@@ -159,7 +151,7 @@ def move(
     try:
         stored = uow.update_ticket(updated)
     except OpenTicketExists:
-        raise TicketRefused("appeal.error.other_open_ticket") from None
+        raise Refusal("appeal.error.other_open_ticket") from None
     _event(uow, stored, now, actor, trigger, ticket.status, status, **data)
     return stored
 
@@ -199,7 +191,7 @@ def approve(
             )
         )
     except RefundExceedsCashPaid:
-        raise TicketRefused("agent.error.amount_above_cap") from None
+        raise Refusal("agent.error.amount_above_cap") from None
     return approved
 
 
@@ -213,7 +205,7 @@ def mark_refunded(
         if r.ticket_no == ticket.ticket_no and r.state is RefundState.PENDING
     ]
     if not pending:
-        raise TicketRefused("desk.error.no_payout", ticket_no=ticket.ticket_no)
+        raise Refusal("desk.error.no_payout", ticket_no=ticket.ticket_no)
     entry = pending[-1]
     # the move first: it refuses (InvalidTransition) before the ledger is touched
     moved = move(

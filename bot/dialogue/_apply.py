@@ -5,18 +5,18 @@ from __future__ import annotations
 from bot.dialogue import _render as render
 from bot.dialogue._common import FLOW_KEYS, STEPS, stored_quote
 from bot.dialogue._evidence import checklist, stored_evidence
-from bot.domain import SUB_REASONS, Order, Outcome, Quote, Reason, SubReason
-from bot.engine import Choice, Turn, UserError, View
+from bot.domain import SUB_REASONS, Order, Outcome, Quote, Reason, Refusal, SubReason
+from bot.engine import Choice, TicketSubmitted, Turn, View
 from bot.money import parse_yuan
 from bot.rules import check_requested_amount, coupon_returned
-from bot.tickets import TicketRefused, quote, submit
+from bot.tickets import quote, submit
 
 
 def _order(turn: Turn) -> Order:
     customer = turn.require_customer()
     order = turn.uow.order(str(turn.data.get("order_id", "")))
     if order is None or order.phone != customer.phone:
-        raise UserError("apply.error.order_gone")
+        raise Refusal("apply.error.order_gone")
     return order
 
 
@@ -241,24 +241,21 @@ def submit_ticket(turn: Turn) -> None:
     customer = turn.require_customer()
     order = _order(turn)
     sub = turn.data.get("sub_reason")
-    try:
-        ticket = submit(
-            turn.uow,
-            turn.config,
-            turn.services.calendar,
-            customer=customer,
-            order=order,
-            reason=Reason(turn.data["reason"]),
-            sub_reason=SubReason(sub) if sub else None,
-            requested_fen=int(turn.data["amount_fen"]),
-            evidence=stored_evidence(turn),
-            note=turn.data.get("note"),
-            now=turn.now,
-        )
-    except TicketRefused as refused:
-        raise UserError(refused.key, **refused.params) from None
+    ticket = submit(
+        turn.uow,
+        turn.config,
+        turn.services.calendar,
+        customer=customer,
+        order=order,
+        reason=Reason(turn.data["reason"]),
+        sub_reason=SubReason(sub) if sub else None,
+        requested_fen=int(turn.data["amount_fen"]),
+        evidence=stored_evidence(turn),
+        note=turn.data.get("note"),
+        now=turn.now,
+    )
     for key in FLOW_KEYS:
         turn.data.pop(key, None)
     turn.data["ticket_no"] = ticket.ticket_no
     turn.say("apply.submitted", ticket_no=ticket.ticket_no)
-    turn.effect("ticket_created", ticket_no=ticket.ticket_no, status=ticket.status.value)
+    turn.effect(TicketSubmitted(ticket.ticket_no, ticket.status.value))

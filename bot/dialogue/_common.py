@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import Quote
-from bot.engine import Registry, Turn
+from bot.engine import HandoffEnded, HandoffRequested, Registry, Turn
 
 STEPS = Registry()
 
@@ -91,11 +91,12 @@ def request_handoff(turn: Turn) -> None:
     reason = "payout_overdue" if offered else turn.data.get("reason") or "customer_asked"
     turn.data["handoff"] = {"since": turn.now.isoformat(), "reason": reason}
     turn.effect(
-        "handoff_requested",
-        customer_id=turn.conv.customer_id,
-        ticket_no=offered or turn.data.get("ticket_no"),
-        order_id=turn.data.get("order_id"),
-        reason=reason,
+        HandoffRequested(
+            customer_id=turn.conv.customer_id,
+            ticket_no=offered or turn.data.get("ticket_no"),
+            reason=reason,
+            order_id=turn.data.get("order_id"),
+        )
     )
 
 
@@ -103,4 +104,4 @@ def request_handoff(turn: Turn) -> None:
 def end_handoff(turn: Turn) -> None:
     turn.data.pop("handoff", None)
     turn.say("handoff.back_to_bot")
-    turn.effect("handoff_ended", customer_id=turn.conv.customer_id)
+    turn.effect(HandoffEnded(turn.conv.customer_id))

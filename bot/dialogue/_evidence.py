@@ -45,6 +45,8 @@ def add_evidence(turn: Turn) -> None:
         name = f.file_name or turn.t(f"evidence.kind.{f.kind.value}")
         if f.kind not in req.allowed_kinds:
             turn.say("evidence.error.type", name=name, allowed=kinds_text(turn, req))
+        elif f.content_ok is False:
+            turn.say("evidence.error.content", name=name, allowed=kinds_text(turn, req))
         elif f.size_bytes > req.max_size_bytes:
             turn.say("evidence.error.size", name=name, max_mb=req.max_size_bytes // MB)
         elif f.file_unique_id in known:

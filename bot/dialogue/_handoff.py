@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.dialogue import _render as render
 from bot.dialogue._common import FLOW_KEYS, STEPS
-from bot.engine import Turn
+from bot.engine import AgentOffered, Turn
 
 
 @STEPS.action("agent_joined")
@@ -40,4 +40,4 @@ def offer_overdue_agent(turn: Turn) -> None:
     )
     if "handoff" not in turn.data:
         turn.data["offered_ticket"] = ticket.ticket_no
-        turn.effect("agent_offered", ticket_no=ticket.ticket_no)
+        turn.effect(AgentOffered(ticket_no=ticket.ticket_no))

@@ -49,8 +49,9 @@ def contact_has_orders(turn: Turn) -> bool:
 
 def _link(turn: Turn, customer_id: int) -> None:
     turn.conv.customer_id = customer_id
-    if turn.event.sender_id is not None:
-        turn.uow.link_telegram(customer_id, turn.event.sender_id)
+    sender = turn.event.sender
+    if sender is not None:
+        turn.uow.link_identity(customer_id, sender)
     customer = turn.require_customer()
     if customer.locale is not None and turn.conv.locale is None:
         turn.conv.locale = customer.locale

@@ -7,10 +7,17 @@ from typing import Any
 from bot.dialogue import _render as render
 from bot.dialogue._common import STEPS
 from bot.dialogue._evidence import checklist, collected, requirement, stored_evidence
-from bot.domain import Ticket, TicketEvent, TicketStatus
-from bot.engine import Choice, Turn, UserError, View
+from bot.domain import Refusal, Ticket, TicketEvent, TicketStatus
+from bot.engine import (
+    Choice,
+    HandoffRequested,
+    TicketAppealed,
+    TicketSupplemented,
+    Turn,
+    View,
+)
 from bot.rules import can_appeal, is_overdue
-from bot.tickets import TicketRefused, move
+from bot.tickets import move
 
 REVIEWING = (TicketStatus.SUBMITTED, TicketStatus.IN_REVIEW, TicketStatus.APPEALED)
 
@@ -19,7 +26,7 @@ def _ticket(turn: Turn) -> Ticket:
     customer = turn.require_customer()
     ticket = turn.uow.ticket(str(turn.data.get("ticket_no", "")))
     if ticket is None or ticket.customer_id != customer.customer_id:
-        raise UserError("status.error.ticket_gone")
+        raise Refusal("status.error.ticket_gone")
     return ticket
 
 
@@ -234,29 +241,26 @@ def ticket_moved_on(turn: Turn) -> None:
 
 @STEPS.action("send_supplement")
 def send_supplement(turn: Turn) -> None:
-    _send_material(turn, "supplement", {}, "supplement.sent")
+    moved = _send_material(turn, "supplement", {}, "supplement.sent")
+    turn.effect(TicketSupplemented(moved.ticket_no, moved.status.value))
 
 
 def _send_material(turn: Turn, trigger: str, changes: dict[str, Any], sent_key: str) -> Ticket:
     """Attach the collected files and note to the ticket and move it on (supplement, appeal)."""
     ticket = _ticket(turn)
     actor = f"customer:{ticket.customer_id}"
-    try:
-        count = _attach(turn, ticket)
-        moved = move(
-            turn.uow,
-            ticket,
-            trigger,
-            actor,
-            turn.now,
-            changes,
-            files=count,
-            note=turn.data.pop("note", None),
-        )
-    except TicketRefused as refused:
-        raise UserError(refused.key, **refused.params) from None
+    count = _attach(turn, ticket)
+    moved = move(
+        turn.uow,
+        ticket,
+        trigger,
+        actor,
+        turn.now,
+        changes,
+        files=count,
+        note=turn.data.pop("note", None),
+    )
     turn.say(sent_key, ticket_no=moved.ticket_no)
-    turn.effect("ticket_updated", ticket_no=moved.ticket_no, status=moved.status.value)
     return moved
 
 
@@ -286,9 +290,5 @@ def appeal_checklist(turn: Turn) -> View:
 def send_appeal(turn: Turn) -> None:
     ticket = _ticket(turn)
     moved = _send_material(turn, "appeal", {"appeal_count": ticket.appeal_count + 1}, "appeal.sent")
-    turn.effect(
-        "handoff_requested",
-        customer_id=moved.customer_id,
-        ticket_no=moved.ticket_no,
-        reason="appeal",
-    )
+    turn.effect(TicketAppealed(moved.ticket_no, moved.status.value))
+    turn.effect(HandoffRequested(moved.customer_id, moved.ticket_no, reason="appeal"))

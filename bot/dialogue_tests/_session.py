@@ -40,6 +40,7 @@ from bot.orders_import import (
     parse_orders,
 )
 from bot.orders_import import import_orders as store_orders
+from bot.store import Identity
 from bot.store.sqlite import SqliteStore
 from bot.telegram import IncomingLimit, TelegramBot, build_bot, conversation_key
 
@@ -438,7 +439,7 @@ class Session:
     def tickets(self) -> list[Ticket]:
         """The customer's tickets, newest first (none while the account is not linked)."""
         with self.engine_app.store.unit_of_work() as uow:
-            customer = uow.customer_by_telegram(self.customer.id)
+            customer = uow.customer_by_identity(Identity("telegram", str(self.customer.id)))
             return uow.tickets_of_customer(customer.customer_id) if customer else []
 
     def evidence_count(self, ticket_no: str) -> int:

@@ -26,6 +26,7 @@ from bot.domain._models import (
     TicketStatus,
     TicketSummary,
 )
+from bot.domain._refusal import Refusal
 
 __all__ = [
     "MOVES",
@@ -48,6 +49,7 @@ __all__ = [
     "Reason",
     "RefundEntry",
     "RefundState",
+    "Refusal",
     "SubReason",
     "Ticket",
     "TicketEvent",

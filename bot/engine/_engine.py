@@ -17,10 +17,12 @@ from transitions import MachineError
 from bot.calendar import WorkingCalendar
 from bot.clock import Clock
 from bot.config import Config
-from bot.engine._events import Button, Effect, Inbound, Kind, Reply, TurnResult
+from bot.domain import Refusal
+from bot.engine._effects import AgentOffered, RelayedToAgent, ReminderScheduled
+from bot.engine._events import Button, Inbound, Kind, Reply, TurnResult
 from bot.engine._flows import ROOT, FlowSet, StateDecl, split_target
 from bot.engine._registry import Choice, Registry
-from bot.engine._turn import Services, Turn, UserError, turn_locale
+from bot.engine._turn import Services, Turn, turn_locale
 from bot.i18n import Catalog
 from bot.store import (
     ConcurrentUpdate,
@@ -82,8 +84,9 @@ class Engine:
                 try:
                     with self.store.unit_of_work() as uow:
                         return self._handle(uow, event, now, None)
-                except UserError as refused:
-                    # the action's writes are rolled back; record the event and explain
+                except Refusal as refused:
+                    # an action found it cannot go on (e.g. another process opened a ticket for
+                    # the same order): its writes are rolled back; record the event and explain
                     with self.store.unit_of_work() as uow:
                         return self._handle(uow, event, now, refused)
             except ConcurrentUpdate:
@@ -96,7 +99,7 @@ class Engine:
     def handle_in(self, uow: UnitOfWork, event: Inbound, now: datetime) -> TurnResult:
         """One turn inside the caller's unit of work, so that it commits or rolls back with the
         caller's own writes (an agent's action and what it does to the customer's chat)."""
-        # no retry here: a ConcurrentUpdate or a UserError is the caller's to roll back and report
+        # no retry here: a ConcurrentUpdate or a Refusal is the caller's to roll back and report
         return self._handle(uow, event, now, None)
 
     def fire_reminders(self) -> list[TurnResult]:
@@ -122,7 +125,7 @@ class Engine:
     # -- one turn ----------------------------------------------------------------------------
 
     def _handle(
-        self, uow: UnitOfWork, event: Inbound, now: datetime, refused: UserError | None
+        self, uow: UnitOfWork, event: Inbound, now: datetime, refused: Refusal | None
     ) -> TurnResult:
         if not uow.mark_processed(event.dedupe_key, now):
             return TurnResult(duplicate=True)
@@ -144,8 +147,7 @@ class Engine:
             if decl.remind:
                 delay = timedelta(minutes=self.config.dialogue.reminder_after_minutes)
                 conv.remind_at = now + delay
-                scheduled = Effect("reminder_scheduled", {"at": conv.remind_at.isoformat()})
-                result.effects.append(scheduled)
+                result.effects.append(ReminderScheduled(conv.remind_at))
         conv.updated_at = now
         uow.save_conversation(conv)
         for reply in result.replies:
@@ -158,9 +160,8 @@ class Engine:
 
     def _new_conversation(self, uow: UnitOfWork, event: Inbound) -> Conversation:
         flow, state = ROOT
-        customer = (
-            uow.customer_by_telegram(event.sender_id) if event.sender_id is not None else None
-        )
+        sender = event.sender
+        customer = uow.customer_by_identity(sender) if sender is not None else None
         conv = Conversation(key=event.key, flow=flow, state=state, data={})
         if customer is not None:
             conv.customer_id = customer.customer_id
@@ -183,7 +184,7 @@ class Engine:
             self._remember(conv, "customer", self._describe(event, conv))
         if decl.quiet and event.kind in (Kind.TEXT, Kind.FILE, Kind.CONTACT):
             # a person has the chat: the bot stays quiet, the desk relays (see bot/handoff)
-            turn.effect("relay_to_agent", text=event.text, files=[f.file_id for f in event.files])
+            turn.effect(RelayedToAgent(event.text, tuple(f.file_id for f in event.files)))
             return
         resolved = self._resolve(turn, decl, result)
         if resolved is None:
@@ -281,7 +282,7 @@ class Engine:
         if misses >= self.config.dialogue.misunderstood_before_agent:
             turn.data["misses"] = 0
             turn.say("common.offer_agent")
-            turn.effect("agent_offered", misses=misses)
+            turn.effect(AgentOffered(misses=misses))
         self._render(turn, result, reprompt=True)
         return None
 
@@ -308,7 +309,7 @@ class Engine:
                 continue
             if b.when is None or self.registry.conditions[b.when](turn):
                 choices.append(Choice(b.trigger, b.arg, label_key=b.label))
-        offered = any(e.kind == "agent_offered" for e in turn.effects)
+        offered = any(isinstance(e, AgentOffered) for e in turn.effects)
         for b in self.flows.globals.buttons:
             # the offer of an agent names the agent button: show it where the row is left out
             if decl.global_buttons or (offered and b.trigger == "agent"):

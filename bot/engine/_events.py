@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain import EvidenceKind
-from bot.store import ConversationKey
+from bot.engine._effects import Effect
+from bot.store import ConversationKey, Identity
 
 
 class Kind(StrEnum):
@@ -32,6 +33,8 @@ class FileInfo:
     file_name: str | None = None
     caption: str | None = None
     sha256: str | None = None
+    # whether the bytes are what `kind` says: None when nobody looked (downloads turned off)
+    content_ok: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class Inbound:
     key: ConversationKey
     kind: Kind
     dedupe_key: str
-    sender_id: int | None = None  # the customer's Telegram user id (None in the console)
+    sender_id: int | None = None  # the sender's user id in the channel (None in the console)
     text: str = ""
     token: str = ""  # button token
     command: str = ""  # command name without the slash
@@ -56,6 +59,13 @@ class Inbound:
     contact: ContactInfo | None = None
     language_code: str | None = None  # the client's language, used until the customer chooses
     forwarded: bool = False
+
+    @property
+    def sender(self) -> Identity | None:
+        """Who sent it, as the store links identities to customers."""
+        if self.sender_id is None:
+            return None
+        return Identity(self.key.channel, str(self.sender_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,18 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class Copy:
+    """A message of another chat to pass on as it is (an agent's photo, file or sticker): the
+    reply's text then signs it. How a signature and the message's own caption fit together is
+    the transport's business (Telegram limits captions; another transport may not)."""
+
+    from_chat_id: int
+    message_id: int
+    caption: str | None = None  # the message's own caption
+    captionable: bool = True  # False: a sticker, a location...: signed in a message after it
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One outgoing message: the catalog key it was rendered from, and what the customer sees."""
 
@@ -73,10 +95,11 @@ class Reply:
     text: str
     buttons: tuple[Button, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    copy: Copy | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """JSON for the outbox."""
-        return {
+        payload: dict[str, Any] = {
             "key": self.key,
             "text": self.text,
             "buttons": [
@@ -84,9 +107,19 @@ class Reply:
                 for b in self.buttons
             ],
         }
+        if self.copy is not None:
+            c = self.copy
+            payload["copy"] = {
+                "from_chat_id": c.from_chat_id,
+                "message_id": c.message_id,
+                "caption": c.caption,
+                "captionable": c.captionable,
+            }
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Reply:
+        copy = payload.get("copy")
         return cls(
             key=payload["key"],
             text=payload["text"],
@@ -94,15 +127,16 @@ class Reply:
                 Button(b["label"], b["token"], b.get("request_contact", False))
                 for b in payload.get("buttons", ())
             ),
+            # rows written before captions were the transport's carry the whole caption as text
+            copy=Copy(
+                int(copy["from_chat_id"]),
+                int(copy["message_id"]),
+                copy.get("caption"),
+                bool(copy.get("captionable", True)),
+            )
+            if copy
+            else None,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """A side effect of a turn other than messages, for adapters and tests to act on."""
-
-    kind: str  # "ticket_created", "handoff_requested", "reminder_scheduled", "ticket_updated"
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

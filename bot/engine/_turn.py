@@ -8,8 +8,9 @@ from typing import Any
 
 from bot.calendar import WorkingCalendar
 from bot.config import Config
-from bot.domain import Customer
-from bot.engine._events import Effect, Inbound
+from bot.domain import Customer, Refusal
+from bot.engine._effects import Effect
+from bot.engine._events import Inbound
 from bot.i18n import Catalog
 from bot.store import Conversation, UnitOfWork
 
@@ -21,17 +22,6 @@ class Services:
     config: Config
     calendar: WorkingCalendar
     catalog: Catalog
-
-
-class UserError(Exception):
-    """Raised by an action that finds, after its conditions passed, that it cannot go on (e.g.
-    another process opened a ticket for the same order). The turn is rolled back and the
-    customer sees the message."""
-
-    def __init__(self, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 class Turn:
@@ -88,7 +78,7 @@ class Turn:
     def require_customer(self) -> Customer:
         customer = self.customer
         if customer is None:
-            raise UserError("common.not_linked")
+            raise Refusal("common.not_linked")
         return customer
 
     def say(self, key: str, **params: Any) -> None:
@@ -100,8 +90,8 @@ class Turn:
         self.error = (key, params)
         return False
 
-    def effect(self, kind: str, **data: Any) -> None:
-        self.effects.append(Effect(kind, data))
+    def effect(self, effect: Effect) -> None:
+        self.effects.append(effect)
 
 
 def turn_locale(conv: Conversation, catalog: Catalog) -> str:

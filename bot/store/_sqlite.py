@@ -62,6 +62,7 @@ from bot.store._interface import (
     Conversation,
     ConversationKey,
     DeskCase,
+    Identity,
     NotFound,
     OpenTicketExists,
     OutboxMessage,
@@ -420,20 +421,21 @@ class SqliteUnitOfWork:
         ).fetchone()
         return None if row is None else _customer(row)
 
-    def link_telegram(self, customer_id: int, telegram_user_id: int) -> None:
-        """Link a Telegram user to a customer (re-linking moves the Telegram user)."""
+    def link_identity(self, customer_id: int, identity: Identity) -> None:
+        """Link an identity to a customer (re-linking moves the identity)."""
         self._write(
-            "INSERT INTO telegram_links (telegram_user_id, customer_id) VALUES (?, ?)"
-            " ON CONFLICT (telegram_user_id) DO UPDATE SET customer_id = excluded.customer_id",
-            (telegram_user_id, customer_id),
+            "INSERT INTO customer_identities (channel, user_id, customer_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (channel, user_id) DO UPDATE SET customer_id = excluded.customer_id",
+            (identity.channel, identity.user_id, customer_id),
         )
 
-    def customer_by_telegram(self, telegram_user_id: int) -> Customer | None:
-        """The customer a Telegram user is linked to, if any."""
+    def customer_by_identity(self, identity: Identity) -> Customer | None:
+        """The customer this identity is linked to, if any."""
         row = self._run(
-            "SELECT c.customer_id, c.phone, c.name, c.locale FROM telegram_links t"
-            " JOIN customers c ON c.customer_id = t.customer_id WHERE t.telegram_user_id = ?",
-            (telegram_user_id,),
+            "SELECT c.customer_id, c.phone, c.name, c.locale FROM customer_identities i"
+            " JOIN customers c ON c.customer_id = i.customer_id"
+            " WHERE i.channel = ? AND i.user_id = ?",
+            (identity.channel, identity.user_id),
         ).fetchone()
         return None if row is None else _customer(row)
 

@@ -51,19 +51,20 @@ class EvidenceDownloads:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def fetch(self, bot: Bot, info: FileInfo) -> FileInfo | None:
-        """The file with its sha256 and true size, or None when its bytes are not its type."""
+    async def fetch(self, bot: Bot, info: FileInfo) -> FileInfo:
+        """The file with its sha256, true size and whether its bytes are its type (the dialogue
+        refuses it if not)."""
         if info.size_bytes > DOWNLOAD_LIMIT:
             return info  # too big to download: the engine refuses it by size with the limit
         file = await bot.get_file(info.file_id)
         data = bytes(await file.download_as_bytearray())
         if not bytes_match(info.kind, data):
             log.info("file %s declared %s does not match its bytes", info.file_unique_id, info.kind)
-            return None
+            return dataclasses.replace(info, content_ok=False)
         digest = hashlib.sha256(data).hexdigest()
         path = self.folder / f"{digest}{suffix_of(info, data)}"
         await asyncio.to_thread(_write_once, path, data)
-        return dataclasses.replace(info, sha256=digest, size_bytes=len(data))
+        return dataclasses.replace(info, sha256=digest, size_bytes=len(data), content_ok=True)
 
 
 def _write_once(path: Path, data: bytes) -> None:

@@ -16,7 +16,7 @@ from bot.config import Config, deep_merge, parse_config
 from bot.domain import EvidenceKind, Order, Ticket
 from bot.engine import ContactInfo, FileInfo, Inbound, Kind, Reply, TurnResult
 from bot.orders_import import import_orders
-from bot.store import ConversationKey
+from bot.store import ConversationKey, Identity
 from bot.store.sqlite import SqliteStore
 from bot.tickets import move
 from tests.factories import at, make_order, repo_config
@@ -103,7 +103,7 @@ class Chat:
 
     def tickets(self) -> list[Ticket]:
         with self.app.store.unit_of_work() as uow:
-            customer = uow.customer_by_telegram(self.user_id)
+            customer = uow.customer_by_identity(Identity("telegram", str(self.user_id)))
             assert customer is not None
             return uow.tickets_of_customer(customer.customer_id)
 

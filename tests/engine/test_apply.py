@@ -8,6 +8,7 @@ import pytest
 
 from bot.app import App
 from bot.domain import Outcome, Priority, Reason, RefundState, SubReason, TicketStatus
+from bot.engine import HandoffRequested, TicketSubmitted
 from tests.engine.conftest import Chat, another_chat, apply_for
 
 TICKET_NO = re.compile(r"^T20261124-\d{4}$")
@@ -66,8 +67,8 @@ def test_a_seven_day_fast_refund_is_approved_at_once(linked: Chat, app: App) -> 
     assert ticket.status is TicketStatus.APPROVED
     assert ticket.approved_fen == ticket.requested_fen == 19800
     assert ticket.payout_due is not None
-    assert [e.kind for e in result.effects if e.kind == "ticket_created"] == ["ticket_created"]
-    assert result.effects[0].data == {"ticket_no": ticket.ticket_no, "status": "approved"}
+    submitted = [e for e in result.effects if isinstance(e, TicketSubmitted)]
+    assert submitted == [TicketSubmitted(ticket.ticket_no, "approved")]
     assert f"售后单号 {ticket.ticket_no}" in linked.text
     with app.store.unit_of_work() as uow:
         (refund,) = uow.refunds_of_order("V1")
@@ -280,8 +281,8 @@ def test_the_reason_other_hands_over_to_a_person(linked: Chat) -> None:
     linked.press("星河")
     result = linked.press("其他")
     assert linked.state == "handoff.with_agent"
-    (handoff,) = [e for e in result.effects if e.kind == "handoff_requested"]
-    assert handoff.data["order_id"] == "V1" and handoff.data["reason"] == "other"
+    (handoff,) = [e for e in result.effects if isinstance(e, HandoffRequested)]
+    assert handoff.order_id == "V1" and handoff.reason == "other"
     assert linked.tickets() == []
 
 

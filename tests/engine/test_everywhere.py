@@ -9,7 +9,16 @@ import pytest
 
 from bot.app import App, build_app, load_dialogue
 from bot.clock import FixedClock
-from bot.engine import Inbound, Kind, TurnResult
+from bot.engine import (
+    AgentOffered,
+    HandoffEnded,
+    HandoffRequested,
+    Inbound,
+    Kind,
+    RelayedToAgent,
+    ReminderScheduled,
+    TurnResult,
+)
 from tests.engine.conftest import REACH, Chat, another_chat, apply_for, outbox_of, reach
 
 STATES = sorted(REACH)
@@ -17,9 +26,13 @@ FLOWS, _ = load_dialogue()
 WITH_AGENT_BUTTON = [f"{f}.{s}" for f, s in FLOWS.all_states() if FLOWS.state(f, s).global_buttons]
 
 
-def acted(result: TurnResult) -> list[str]:
+def acted(result: TurnResult) -> list[type]:
     """The effects of a turn besides re-arming the reminder (any turn of the customer's does)."""
-    return [e.kind for e in result.effects if e.kind != "reminder_scheduled"]
+    return kinds(result, exclude=ReminderScheduled)
+
+
+def kinds(result: TurnResult, exclude: type | tuple[type, ...] = ()) -> list[type]:
+    return [type(e) for e in result.effects if not isinstance(e, exclude)]
 
 
 def ticket_rows(chat: Chat) -> list[tuple[str, str]]:
@@ -80,13 +93,13 @@ def test_a_person_is_reachable_from_every_state(app: App, chat: Chat, where: str
     reach(app, chat, where)
     result = chat.command("agent") if how == "command" else chat.type("我要人工")
     assert chat.state == "handoff.with_agent"
-    kinds = [e.kind for e in result.effects]
+    did = kinds(result)
     if where != "handoff.with_agent":
-        assert "handoff_requested" in kinds
+        assert HandoffRequested in did
     elif how == "command":  # already with a person: the desk has the case, no second request
-        assert "handoff_requested" not in kinds
+        assert HandoffRequested not in did
     else:  # a word typed to the person is the person's to read
-        assert kinds == ["relay_to_agent"]
+        assert did == [RelayedToAgent]
 
 
 @pytest.mark.parametrize("where", WITH_AGENT_BUTTON)
@@ -94,7 +107,7 @@ def test_the_agent_button_under_prompts(app: App, chat: Chat, where: str) -> Non
     reach(app, chat, where)
     result = chat.press("转人工")
     assert chat.state == "handoff.with_agent"
-    assert any(e.kind == "handoff_requested" for e in result.effects)
+    assert any(isinstance(e, HandoffRequested) for e in result.effects)
 
 
 def test_the_bot_is_quiet_while_a_person_has_the_chat(app: App, chat: Chat) -> None:
@@ -109,11 +122,11 @@ def test_the_bot_is_quiet_while_a_person_has_the_chat(app: App, chat: Chat) -> N
     ):
         result = send()
         assert result.replies == []
-        assert [e.kind for e in result.effects] == ["relay_to_agent"]
+        assert kinds(result) == [RelayedToAgent]
         assert chat.state == "handoff.with_agent"
     assert len(outbox_of(app, chat)) == before
     relayed = chat.type("还在吗")
-    assert relayed.effects[0].data == {"text": "还在吗", "files": []}
+    assert relayed.effects[0] == RelayedToAgent("还在吗", ())
 
 
 def test_leave_returns_to_the_bot(app: App, chat: Chat) -> None:
@@ -121,7 +134,7 @@ def test_leave_returns_to_the_bot(app: App, chat: Chat) -> None:
     result = chat.press("结束人工")
     assert chat.state == "menu.main"
     assert chat.last.replies[0].key == "handoff.back_to_bot"
-    assert [e.kind for e in result.effects] == ["handoff_ended"]
+    assert kinds(result) == [HandoffEnded]
     conv = app.engine.conversation(chat.key)
     assert conv is not None and "handoff" not in conv.data
 
@@ -138,7 +151,8 @@ def test_leaving_the_handoff_any_way_ends_it(app: App, chat: Chat, command: str)
     reach(app, chat, "handoff.with_agent")
     result = chat.command(command)
     assert chat.state != "handoff.with_agent"
-    assert [e.kind for e in result.effects if e.kind.startswith("handoff")] == ["handoff_ended"]
+    handoffs = [t for t in kinds(result) if t in (HandoffRequested, HandoffEnded)]
+    assert handoffs == [HandoffEnded]
     conv = app.engine.conversation(chat.key)
     assert conv is not None and "handoff" not in conv.data
 
@@ -147,7 +161,7 @@ def test_the_desk_returning_the_chat_brings_the_bot_back(app: App, chat: Chat) -
     reach(app, chat, "handoff.with_agent")
     result = chat.send(Kind.SYSTEM, command="returned")
     assert chat.state == "menu.main"
-    assert [e.kind for e in result.effects] == ["handoff_ended"]
+    assert kinds(result) == [HandoffEnded]
 
 
 # -- misunderstanding -------------------------------------------------------------------------
@@ -166,7 +180,7 @@ def test_three_misunderstood_inputs_in_a_row_offer_an_agent(app: App, chat: Chat
         "common.offer_agent",
         "apply.choose_reason",
     ]
-    assert [e.kind for e in result.effects if e.kind == "agent_offered"] == ["agent_offered"]
+    assert [type(e) for e in result.effects if isinstance(e, AgentOffered)] == [AgentOffered]
     assert "转人工" in chat.buttons()
     assert chat.state == "apply.choose_reason"
     # the count starts again
@@ -414,7 +428,7 @@ def test_an_unlinked_customer_leaving_the_handoff_ends_it_too(app: App, chat: Ch
     chat.command("agent")
     result = chat.command("cancel")
     assert chat.state == "start.welcome"
-    assert [e.kind for e in result.effects] == ["handoff_ended"]
+    assert kinds(result) == [HandoffEnded]
 
 
 @pytest.mark.parametrize("where", ["start.welcome", "menu.main", "status.list", "status.detail"])

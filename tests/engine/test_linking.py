@@ -7,13 +7,14 @@ import pytest
 from bot.app import App
 from bot.engine import ContactInfo, Kind
 from bot.orders_import import import_orders
+from bot.store import Identity
 from tests.engine.conftest import Chat, another_chat
 from tests.factories import make_order
 
 
 def linked_customer(app: App, user_id: int) -> int | None:
     with app.store.unit_of_work() as uow:
-        customer = uow.customer_by_telegram(user_id)
+        customer = uow.customer_by_identity(Identity("telegram", str(user_id)))
         return None if customer is None else customer.customer_id
 
 

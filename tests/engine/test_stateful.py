@@ -17,10 +17,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from bot.app import App, build_app
 from bot.clock import FixedClock
-from bot.domain import OPEN_STATUSES, EvidenceKind, allowed_triggers
+from bot.domain import OPEN_STATUSES, EvidenceKind, Refusal, allowed_triggers
 from bot.engine import COMMANDS, ContactInfo, FileInfo, Inbound, Kind, TurnResult
 from bot.orders_import import import_orders
-from bot.tickets import TicketRefused, approve, move
+from bot.tickets import approve, move
 from tests.engine.conftest import Chat, demo_orders, test_config
 from tests.factories import at
 
@@ -320,7 +320,7 @@ class Conversations(RuleBasedStateMachine):
                     )
                 else:
                     move(uow, current, trigger, "agent:1", now, request="截图", reason="不符合")
-        except TicketRefused:
+        except Refusal:
             pass  # e.g. an amount above the cap: refused, and nothing written
 
     # -- what must always hold --------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from bot.app import App
 from bot.clock import FixedClock
 from bot.domain import Ticket, TicketStatus
-from bot.engine import Kind
+from bot.engine import HandoffRequested, Kind, TicketAppealed, TicketSupplemented
 from tests.engine.conftest import Chat, agent_moves, another_chat, apply_for
 
 
@@ -82,7 +82,7 @@ def test_an_overdue_review_offers_an_agent(linked: Chat, clock: FixedClock) -> N
     assert linked.buttons()[0] == "超时了,找客服"
     result = linked.press("超时了,找客服")
     assert linked.state == "handoff.with_agent"
-    assert any(e.kind == "handoff_requested" for e in result.effects)
+    assert any(isinstance(e, HandoffRequested) for e in result.effects)
 
 
 def test_an_overdue_payout_offers_an_agent(linked: Chat, clock: FixedClock) -> None:
@@ -116,8 +116,8 @@ def test_a_supplement_after_the_agent_asks_goes_back_to_review(
     assert "状态:审核中" in linked.text and "已补充材料" in linked.text
     (ticket,) = linked.tickets()
     assert ticket.status is TicketStatus.IN_REVIEW
-    assert [e.data for e in result.effects if e.kind == "ticket_updated"] == [
-        {"ticket_no": ticket.ticket_no, "status": "in_review"}
+    assert [e for e in result.effects if isinstance(e, TicketSupplemented)] == [
+        TicketSupplemented(ticket.ticket_no, "in_review")
     ]
     with app.store.unit_of_work() as uow:
         files = [e.file_unique_id for e in uow.evidence_of(ticket.ticket_no)]
@@ -174,7 +174,7 @@ def test_one_appeal_after_a_rejection(app: App, linked: Chat, disputed: Ticket) 
     assert linked.last.replies[0].key == "appeal.sent"
     (ticket,) = linked.tickets()
     assert ticket.status is TicketStatus.APPEALED and ticket.appeal_count == 1
-    assert {e.kind for e in result.effects} >= {"ticket_updated", "handoff_requested"}
+    assert {type(e) for e in result.effects} >= {TicketAppealed, HandoffRequested}
     assert "申诉" not in linked.buttons()
 
 
@@ -269,7 +269,7 @@ def test_an_appeal_for_a_ticket_closed_meanwhile_is_not_sent(
     result = linked.press("提交申诉")
     assert linked.state == "status.detail"
     assert linked.last.replies[0].key == "status.moved_on"
-    assert not any(e.kind == "handoff_requested" for e in result.effects)
+    assert not any(isinstance(e, HandoffRequested) for e in result.effects)
     (ticket,) = linked.tickets()
     assert ticket.status is TicketStatus.CLOSED and ticket.appeal_count == 0
 

@@ -18,7 +18,14 @@ import pytest
 import bot
 from bot.clock import FixedClock
 from bot.domain import OPEN_STATUSES
-from bot.store import Conversation, ConversationKey, OutboxMessage, SchemaTooNew, SqliteStore
+from bot.store import (
+    Conversation,
+    ConversationKey,
+    Identity,
+    OutboxMessage,
+    SchemaTooNew,
+    SqliteStore,
+)
 from bot.store._migrations import (
     Migration,
     load_migrations,
@@ -406,7 +413,7 @@ def test_a_version_2_database_upgrades_keeping_its_processed_updates(tmp_path: P
     finally:
         conn.close()
     with SqliteStore.open(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == len(load_migrations())
         with store.unit_of_work() as uow:
             assert uow.mark_processed("tg:1", datetime(2026, 11, 24, tzinfo=UTC)) is False
             assert uow.forget_processed(datetime(2026, 11, 2, tzinfo=UTC)) == 1
@@ -418,3 +425,18 @@ def test_a_version_2_database_upgrades_keeping_its_processed_updates(tmp_path: P
     finally:
         conn.close()
     assert "processed_updates_at" not in indexes
+
+
+def test_a_version_3_database_keeps_its_telegram_links_as_identities(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn, load_migrations()[:3])
+        conn.execute("INSERT INTO customers VALUES (7, '+8613800138000', '张三', NULL)")
+        conn.execute("INSERT INTO telegram_links VALUES (1001, 7)")
+    finally:
+        conn.close()
+    with SqliteStore.open(path) as store, store.unit_of_work() as uow:
+        customer = uow.customer_by_identity(Identity("telegram", "1001"))
+        assert customer is not None and customer.customer_id == 7
+        assert uow.customer_by_identity(Identity("console", "1001")) is None

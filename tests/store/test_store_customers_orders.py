@@ -9,7 +9,7 @@ import pytest
 
 from bot.clock import SHANGHAI
 from bot.domain import MerchantStatus, PaymentChannel, RefundState
-from bot.store import NotFound, RefundExceedsCashPaid, Store
+from bot.store import Identity, NotFound, RefundExceedsCashPaid, Store
 
 if TYPE_CHECKING:
     from conftest import Make
@@ -36,7 +36,7 @@ def test_unknown_customer_is_none(store: Store) -> None:
     with store.unit_of_work() as uow:
         assert uow.customer(12345) is None
         assert uow.customer_by_phone(PHONE) is None
-        assert uow.customer_by_telegram(777) is None
+        assert uow.customer_by_identity(Identity("telegram", "777")) is None
 
 
 @pytest.mark.parametrize("phone", ["13800138000", "+86 138 0013 8000", "+0123", "", "+86138\n"])
@@ -49,20 +49,22 @@ def test_link_telegram_finds_the_customer_and_relinking_moves_it(store: Store) -
     with store.unit_of_work() as uow:
         zhang = uow.upsert_customer(PHONE, "张三")
         li = uow.upsert_customer(OTHER_PHONE, "李四")
-        uow.link_telegram(zhang.customer_id, 1001)
-        uow.link_telegram(zhang.customer_id, 1002)  # a second Telegram account of the same person
+        uow.link_identity(zhang.customer_id, Identity("telegram", "1001"))
+        uow.link_identity(
+            zhang.customer_id, Identity("telegram", "1002")
+        )  # a second Telegram account of the same person
     with store.unit_of_work() as uow:
-        assert uow.customer_by_telegram(1001) == zhang
-        assert uow.customer_by_telegram(1002) == zhang
-        uow.link_telegram(li.customer_id, 1001)
+        assert uow.customer_by_identity(Identity("telegram", "1001")) == zhang
+        assert uow.customer_by_identity(Identity("telegram", "1002")) == zhang
+        uow.link_identity(li.customer_id, Identity("telegram", "1001"))
     with store.unit_of_work() as uow:
-        assert uow.customer_by_telegram(1001) == li
-        assert uow.customer_by_telegram(1002) == zhang
+        assert uow.customer_by_identity(Identity("telegram", "1001")) == li
+        assert uow.customer_by_identity(Identity("telegram", "1002")) == zhang
 
 
 def test_link_telegram_to_unknown_customer_is_not_found(store: Store) -> None:
     with store.unit_of_work() as uow, pytest.raises(NotFound):
-        uow.link_telegram(999, 1001)
+        uow.link_identity(999, Identity("telegram", "1001"))
 
 
 def test_set_customer_locale(store: Store) -> None:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.domain import RefundState, TicketStatus
-from bot.store import ConcurrentUpdate, Conversation, ConversationKey, OutboxMessage, Store
+from bot.store import (
+    ConcurrentUpdate,
+    Conversation,
+    ConversationKey,
+    Identity,
+    OutboxMessage,
+    Store,
+)
 
 if TYPE_CHECKING:
     from conftest import Make, OpenStore
@@ -41,7 +48,7 @@ def test_an_exception_rolls_back_everything_the_turn_wrote(store: Store, make: M
         uow.save_conversation(Conversation(key=KEY, flow="apply", state="done"))
         uow.mark_processed("tg:update:1", make.order().paid_at)
         uow.enqueue(OutboxMessage(channel="telegram", recipient="1001", payload={"t": "x"}))
-        uow.link_telegram(customer.customer_id, 1001)
+        uow.link_identity(customer.customer_id, Identity("telegram", "1001"))
         uow.upsert_order(make.order("O2"))
         raise TurnFailed
     with store.unit_of_work() as uow:
@@ -51,7 +58,7 @@ def test_an_exception_rolls_back_everything_the_turn_wrote(store: Store, make: M
         assert uow.refunds_of_order("O1") == []
         assert uow.conversation(KEY) is None
         assert uow.pending_outbox() == []
-        assert uow.customer_by_telegram(1001) is None
+        assert uow.customer_by_identity(Identity("telegram", "1001")) is None
         assert uow.order("O2") is None
         # The number allocation rolled back with the rest: the same number is handed out again.
         assert uow.next_ticket_no(make.order().paid_at.date()) == ticket_no
@@ -118,7 +125,7 @@ def test_reopening_keeps_everything(open_store: OpenStore, make: Make) -> None:
     with first.unit_of_work() as uow:
         ticket = make.seed_ticket(uow)
         customer = uow.customer(ticket.customer_id)
-        uow.link_telegram(ticket.customer_id, 1001)
+        uow.link_identity(ticket.customer_id, Identity("telegram", "1001"))
         event = uow.add_event(make.event(ticket.ticket_no))
         evidence = uow.add_evidence(make.evidence(ticket.ticket_no))
         uow.add_refund(make.refund("k", 500, state=RefundState.PAID))
@@ -129,7 +136,7 @@ def test_reopening_keeps_everything(open_store: OpenStore, make: Make) -> None:
     first.close()
     with open_store().unit_of_work() as uow:
         assert uow.order("O1") == make.order()
-        assert uow.customer_by_telegram(1001) == customer
+        assert uow.customer_by_identity(Identity("telegram", "1001")) == customer
         assert uow.ticket(ticket.ticket_no) == ticket
         assert uow.events_of(ticket.ticket_no) == [event]
         assert uow.evidence_of(ticket.ticket_no) == [evidence]
