@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from bot.localtime import SHANGHAI, to_local
+
+__all__ = ["SHANGHAI", "Clock", "FixedClock", "SystemClock", "to_local"]
 
 
 class Clock(Protocol):
@@ -38,10 +39,3 @@ class FixedClock:
         if when.tzinfo is None:
             raise ValueError("FixedClock needs a timezone-aware datetime")
         self._now = when
-
-
-def to_local(moment: datetime, tz: ZoneInfo = SHANGHAI) -> datetime:
-    """The moment on a wall clock in `tz` (business rules use Asia/Shanghai)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime where an aware one is required")
-    return moment.astimezone(tz)

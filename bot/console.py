@@ -12,8 +12,7 @@ from pathlib import Path
 from bot.app import DEMO_PHONE, App, ensure_demo_orders
 from bot.domain import EvidenceKind
 from bot.engine import Button, ContactInfo, FileInfo, Inbound, Kind, Reply, TurnResult
-from bot.money import format_fen
-from bot.rules import is_overdue
+from bot.handoff import Desk
 from bot.store import ConversationKey
 
 KEY = ConversationKey("console", "demo")
@@ -90,24 +89,11 @@ class Console:
                 self.write(f"   [{i}] {b.label}")
 
     def agent_view(self) -> None:
-        """What an agent would see: the open tickets by priority and deadline, with details."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
-            tickets = uow.open_tickets()
-            self.write("— agent desk: open tickets —")
-            if not tickets:
-                self.write("  (none)")
-            for t in tickets:
-                evidence = uow.evidence_of(t.ticket_no)
-                flag = " OVERDUE" if is_overdue(t, now) else ""
-                reason = t.reason.value + (f"/{t.sub_reason.value}" if t.sub_reason else "")
-                self.write(
-                    f"  {t.ticket_no} [{t.priority.value}] {t.status.value}{flag} "
-                    f"order {t.order_id} {reason} "
-                    f"asks {format_fen(t.requested_fen)} (rules: {t.quote.outcome.value}, "
-                    f"max {format_fen(t.quote.amount_fen)}) review by {t.review_due} "
-                    f"evidence {len(evidence)}"
-                )
+        """What an agent would see: the agent desk's own queue of open tickets."""
+        text, _ = Desk(self.app, KEY.channel).queue()
+        self.write("— agent desk —")
+        for line in text.splitlines():
+            self.write(f"  {line}")
 
     def _file(self, path_text: str, photo: bool) -> FileInfo | None:
         path = Path(path_text).expanduser()

@@ -14,7 +14,14 @@ from bot.handoff._card import (
     press_token,
 )
 from bot.handoff._desk import Desk, stored
-from bot.handoff._model import Agent, AgentMessage, Deadlines, Done, Refused, Supplement
+from bot.handoff._model import (
+    Agent,
+    AgentMessage,
+    Deadlines,
+    DeskContext,
+    Done,
+    Supplement,
+)
 
 # the commands agents type in the agent chat, and the action each one is
 COMMAND_ACTIONS: dict[str, Action] = {
@@ -37,8 +44,8 @@ __all__ = [
     "Card",
     "Deadlines",
     "Desk",
+    "DeskContext",
     "Done",
-    "Refused",
     "Supplement",
     "Texts",
     "build_card",

@@ -6,22 +6,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.dialogue import render
-from bot.domain import Ticket, TicketStatus, allowed_triggers
-from bot.engine import Inbound, Kind, Reply, turn_locale
+from bot.domain import Refusal, Ticket, TicketStatus, allowed_triggers
+from bot.engine import Copy, Inbound, Kind, Reply, turn_locale
+from bot.handoff._base import DeskBase
 from bot.handoff._card import TRIGGERS, Action
-from bot.handoff._model import Agent, AgentMessage, Done, Refused
+from bot.handoff._model import Agent, AgentMessage, Done
 from bot.money import parse_yuan
 from bot.rules import can_appeal, check_approved_amount
 from bot.store import Conversation, ConversationKey, DeskCase, OutboxMessage, UnitOfWork
-from bot.tickets import TicketRefused, add_note, approve, mark_refunded, move
-
-if TYPE_CHECKING:
-    from bot.handoff._desk import Desk
-
-CAPTION_LIMIT = 1024  # Telegram's, and a sane bound for any other transport
+from bot.tickets import add_note, approve, mark_refunded, move
 
 
 class Acting:
@@ -29,7 +25,7 @@ class Acting:
 
     def __init__(
         self,
-        desk: Desk,
+        desk: DeskBase,
         uow: UnitOfWork,
         agent: Agent,
         now: datetime,
@@ -65,19 +61,19 @@ class Acting:
                     )
                 )
         if case is None:
-            raise Refused(self.t("desk.error.unknown", ref=ref))
+            raise Refusal("desk.error.unknown", ref=ref)
         return case, ticket
 
     def movable(self, action: Action) -> Ticket:
         """The case's ticket, if its status still allows the action (a stale button does not)."""
         ticket = self.ticket
         if ticket is None:
-            raise Refused(self.t("desk.error.no_ticket"))
+            raise Refusal("desk.error.no_ticket")
         if TRIGGERS[action] not in allowed_triggers(ticket.status):
             if action is Action.REFUNDED and ticket.status is TicketStatus.REFUNDED:
-                raise Refused(self.t("desk.error.already_refunded", ticket_no=ticket.ticket_no))
+                raise Refusal("desk.error.already_refunded", ticket_no=ticket.ticket_no)
             status = render.status_name(self.desk.texts, ticket)
-            raise Refused(self.t("desk.error.stale", ticket_no=ticket.ticket_no, status=status))
+            raise Refusal("desk.error.stale", ticket_no=ticket.ticket_no, status=status)
         return ticket
 
     def conversation(self) -> Conversation | None:
@@ -94,7 +90,7 @@ class Acting:
 
     def tell(self, conv: Conversation, key: str, **params: Any) -> None:
         """A notification to the customer, in their language, through the outbox."""
-        text = self.desk.app.catalog.text(turn_locale(conv, self.desk.app.catalog), key, params)
+        text = self.desk.ctx.catalog.text(turn_locale(conv, self.desk.ctx.catalog), key, params)
         self._enqueue(conv, Reply(key, text).to_payload())
 
     def _enqueue(self, conv: Conversation, payload: dict[str, Any]) -> None:
@@ -108,7 +104,7 @@ class Acting:
         event = Inbound(
             conv.key, Kind.SYSTEM, f"{self.dedupe_key}:{trigger}", command=trigger, text=arg
         )
-        self.desk.app.engine.handle_in(self.uow, event, self.now)
+        self.desk.ctx.engine.handle_in(self.uow, event, self.now)
         self.deliver.append(conv.key)
 
     def join(self, conv: Conversation) -> None:
@@ -153,29 +149,19 @@ class Acting:
         try:
             amount = parse_yuan(arg) if arg else ticket.requested_fen
         except ValueError:
-            raise Refused(self.t("desk.error.amount_format")) from None
+            raise Refusal("desk.error.amount_format") from None
         order = self.uow.order(ticket.order_id)
         if order is None:
-            raise Refused(self.t("desk.error.unknown", ref=ticket.order_id))
+            raise Refusal("desk.error.unknown", ref=ticket.order_id)
         refunded = self.uow.refunded_fen(order.order_id)
         problem = check_approved_amount(order, refunded, amount)
         if problem is not None:
             cap = max(order.cash_paid_fen - refunded, 0)
-            raise Refused(self.t(problem) + self.t("desk.error.cap", cap_fen=cap))
-        app = self.desk.app
-        try:
-            approved = approve(
-                self.uow,
-                app.config,
-                app.calendar,
-                ticket,
-                order,
-                amount,
-                self.agent.actor,
-                self.now,
-            )
-        except TicketRefused as refused:
-            raise Refused(self.t(refused.key, **refused.params)) from None
+            raise Refusal(problem).plus("desk.error.cap", cap_fen=cap)
+        ctx = self.desk.ctx
+        approved = approve(
+            self.uow, ctx.config, ctx.calendar, ticket, order, amount, self.agent.actor, self.now
+        )
         due = render.day(approved.payout_due)
         conv = self.conversation()
         if conv is not None:
@@ -193,11 +179,11 @@ class Acting:
     def reject(self, arg: str) -> Done:
         ticket = self.movable(Action.REJECT)
         if not arg:
-            raise Refused(self.t("desk.error.reason_required"))
+            raise Refusal("desk.error.reason_required")
         rejected = move(self.uow, ticket, "reject", self.agent.actor, self.now, reason=arg)
         conv = self.conversation()
         if conv is not None:
-            policy = self.desk.app.config.policy
+            policy = self.desk.ctx.config.policy
             key = (
                 "handoff.rejected_can_appeal"
                 if can_appeal(rejected, policy)
@@ -209,7 +195,7 @@ class Acting:
     def need(self, arg: str) -> Done:
         ticket = self.movable(Action.NEED)
         if not arg:
-            raise Refused(self.t("desk.error.request_required"))
+            raise Refusal("desk.error.request_required")
         move(self.uow, ticket, "request_info", self.agent.actor, self.now, request=arg)
         conv = self.conversation()
         if conv is not None and conv.customer_id == ticket.customer_id:
@@ -222,10 +208,7 @@ class Acting:
 
     def refunded(self, arg: str) -> Done:
         ticket = self.movable(Action.REFUNDED)
-        try:
-            _, entry = mark_refunded(self.uow, ticket, self.agent.actor, self.now)
-        except TicketRefused as refused:
-            raise Refused(self.t(refused.key, **refused.params)) from None
+        _, entry = mark_refunded(self.uow, ticket, self.agent.actor, self.now)
         conv = self.conversation()
         if conv is not None:
             self.tell(
@@ -241,7 +224,7 @@ class Acting:
     def give_back(self, arg: str) -> Done:
         conv = self.conversation()
         if conv is None or not self.desk.with_person(conv):
-            raise Refused(self.t("desk.error.not_with_agent"))
+            raise Refusal("desk.error.not_with_agent")
         self.system(conv, "returned", "")
         self.case = dataclasses.replace(self.case, joined_by=None)
         if self.ticket is not None:
@@ -263,27 +246,18 @@ class Acting:
     def relay(self, message: AgentMessage) -> Done:
         conv = self.conversation()
         if conv is None:
-            raise Refused(self.t("desk.error.no_conversation"))
+            raise Refusal("desk.error.no_conversation")
         self.join(conv)
-        catalog = self.desk.app.catalog
+        catalog = self.desk.ctx.catalog
         signature = catalog.text(
             turn_locale(conv, catalog), "handoff.signature", {"agent": self.agent.name}
         )
         if message.text is not None:
-            self._enqueue(
-                conv, Reply("handoff.signature", f"{message.text}\n\n{signature}").to_payload()
-            )
+            text = f"{message.text}\n\n{signature}"
+            self._enqueue(conv, Reply("handoff.signature", text).to_payload())
         else:
-            caption = ""
-            if message.captionable:
-                room = CAPTION_LIMIT - len(signature) - 2
-                caption = (
-                    f"{message.caption[:room]}\n\n{signature}" if message.caption else signature
-                )
-            copy = {"from_chat_id": message.chat_id, "message_id": message.message_id}
-            self._enqueue(conv, {**Reply("handoff.signature", caption).to_payload(), "copy": copy})
-            if not message.captionable:  # a sticker, a location...: signed right after it
-                self._enqueue(conv, Reply("handoff.signature", signature).to_payload())
+            copy = Copy(message.chat_id, message.message_id, message.caption, message.captionable)
+            self._enqueue(conv, Reply("handoff.signature", signature, copy=copy).to_payload())
         return self.done(None)
 
 

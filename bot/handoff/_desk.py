@@ -8,21 +8,19 @@ notification in the outbox commit together, or nothing does."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from bot.app import App
 from bot.dialogue import render
-from bot.domain import Ticket
-from bot.engine import Button, Inbound, Kind, Reply
+from bot.domain import Refusal, Ticket
+from bot.engine import Button, HandoffRequested, Inbound, Kind, Reply
 from bot.handoff._actions import ACTIONS, Acting
+from bot.handoff._base import DeskBase
 from bot.handoff._card import (
     PAYING,
     REVIEWING,
     Action,
     Card,
-    Texts,
     build_card,
     captioned,
     holder,
@@ -30,7 +28,7 @@ from bot.handoff._card import (
     priority,
     queue,
 )
-from bot.handoff._model import Agent, AgentMessage, Deadlines, Done, Refused, Supplement
+from bot.handoff._model import Agent, AgentMessage, Deadlines, Done, Supplement
 from bot.rules import is_overdue
 from bot.store import Conversation, ConversationKey, DeskCase, OutboxMessage, UnitOfWork
 from bot.tickets import add_note
@@ -43,65 +41,30 @@ def stored(case: DeskCase) -> int:
     return case.case_id
 
 
-class Desk:
-    """The agent desk over one App; `channel` names where the agents' chat lives."""
-
-    def __init__(self, app: App, channel: str) -> None:
-        self.app = app
-        self.channel = channel
-        self.settings = app.config.agent_desk
-        self.texts = Texts(app.catalog, app.config.locale, app.config)
-        # the states in which a person has the chat (the flows mark them quiet)
-        self._quiet = [(f, s) for f, s in app.flows.all_states() if app.flows.state(f, s).quiet]
-
-    # -- who may act -------------------------------------------------------------------------
-
-    def is_agent(self, user_id: int) -> bool:
-        return user_id in self.settings.agent_ids
-
-    @property
-    def chat_id(self) -> int | None:
-        return self.settings.chat_id
-
-    def refusal(self, user_id: int, chat_id: int | None) -> str | None:
-        """Why this person may not act here (None: an agent in the agent chat)."""
-        if not self.is_agent(user_id):
-            return self.texts.t("desk.error.not_agent")
-        if self.settings.chat_id is None:
-            return self.texts.t("desk.error.no_desk")
-        if chat_id != self.settings.chat_id:
-            return self.texts.t("desk.error.not_desk_chat")
-        return None
-
-    def with_person(self, conv: Conversation) -> bool:
-        return (conv.flow, conv.state) in self._quiet
+class Desk(DeskBase):
+    """The agent desk's operations; every one is a unit of work of its own."""
 
     # -- the customer's side -----------------------------------------------------------------
 
-    def handoff(self, data: Mapping[str, Any], conversation: ConversationKey) -> DeskCase:
+    def handoff(self, asked: HandoffRequested, conversation: ConversationKey) -> DeskCase:
         """A customer's turn asked for a person (or appealed): open the case, or reopen it."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             return self._open(
-                uow,
-                now,
-                str(data.get("reason") or "customer_asked"),
-                data.get("ticket_no"),
-                data.get("customer_id"),
-                conversation,
+                uow, now, asked.reason, asked.ticket_no, asked.customer_id, conversation
             )
 
     def relay_case(self, conversation: ConversationKey) -> DeskCase | None:
         """The case a customer's message goes to while a person has the chat."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             conv = uow.conversation(conversation)
             return None if conv is None else self._case_of_handoff(uow, conv, now)
 
     def handoff_ended(self, conversation: ConversationKey) -> DeskCase | None:
         """The customer left the person (leave, cancel...): whoever joined is no longer there."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             case = uow.latest_case_of_conversation(conversation)
             if case is None:
                 return None
@@ -109,7 +72,7 @@ class Desk:
 
     def supplemented(self, ticket_no: str) -> Supplement | None:
         """What a customer just added to a ticket with a posted card (None: nothing to show)."""
-        with self.app.store.unit_of_work() as uow:
+        with self.ctx.store.unit_of_work() as uow:
             case = uow.case_of_ticket(ticket_no)
             if case is None or case.card_due:
                 return None  # the card to come shows it all
@@ -133,12 +96,12 @@ class Desk:
 
     def case(self, case: DeskCase) -> DeskCase | None:
         """The case as stored now."""
-        with self.app.store.unit_of_work() as uow:
+        with self.ctx.store.unit_of_work() as uow:
             return uow.case(stored(case))
 
     def case_at(self, chat_id: int, thread_id: int | None, reply_to: int | None) -> DeskCase | None:
         """The case of an agent-chat message: by its topic, else by the message it replies to."""
-        with self.app.store.unit_of_work() as uow:
+        with self.ctx.store.unit_of_work() as uow:
             if thread_id is not None:
                 return uow.case_in_thread(chat_id, thread_id)
             if reply_to is not None:
@@ -147,8 +110,8 @@ class Desk:
 
     def card(self, case: DeskCase, fallback_name: str = "") -> Card | None:
         """The card of a case whose card is due (None: posted already, or no such case)."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             current = uow.case(stored(case))
             if current is None or not current.card_due:
                 return None
@@ -158,8 +121,8 @@ class Desk:
         self, case: DeskCase, chat_id: int, thread_id: int | None, message_ids: list[int]
     ) -> None:
         """The card is up: remember where, so that later messages and handoffs find it."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             current = uow.case(stored(case))
             if current is None:
                 return
@@ -179,14 +142,14 @@ class Desk:
 
     def link(self, case: DeskCase, chat_id: int, message_ids: list[int]) -> None:
         """Messages posted for a case in a group without topics: replies to them reach it."""
-        with self.app.store.unit_of_work() as uow:
+        with self.ctx.store.unit_of_work() as uow:
             for message_id in message_ids:
                 uow.link_message(chat_id, message_id, stored(case))
 
     def recover(self) -> list[DeskCase]:
         """What a crash may have left: chats with a person and no case; cards never posted."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             for flow, state in self._quiet:
                 for conv in uow.conversations_in(flow, state):
                     self._case_of_handoff(uow, conv, now)
@@ -194,8 +157,8 @@ class Desk:
 
     def queue(self) -> tuple[str, tuple[Button, ...]]:
         """The /queue answer: open tickets by priority and deadline, a button to open each."""
-        with self.app.store.unit_of_work() as uow:
-            return queue(self.texts, uow, self.app.clock.now())
+        with self.ctx.store.unit_of_work() as uow:
+            return queue(self.texts, uow, self.ctx.clock.now())
 
     # -- the agents' side --------------------------------------------------------------------
 
@@ -234,27 +197,27 @@ class Desk:
         refused = self.refusal(agent.user_id, chat_id)
         if refused is not None:
             return Done(False, refused)
-        now = self.app.clock.now()
+        now = self.ctx.clock.now()
         try:
-            with self.app.store.unit_of_work() as uow:
+            with self.ctx.store.unit_of_work() as uow:
                 if not uow.mark_processed(dedupe_key, now):
                     return Done(False, duplicate=True)
                 uow.remember_agent(agent.user_id, agent.name)
                 return do(Acting(self, uow, agent, now, dedupe_key, ref, action))
-        except Refused as refusal:  # raised inside the unit of work: everything rolled back
-            return Done(False, refusal.text)
+        except Refusal as refusal:  # raised inside the unit of work: everything rolled back
+            return Done(False, refusal.text(self.texts.t))
 
     def check_deadlines(self) -> Deadlines:
         """Announce each overdue review once in the agent chat; for each overdue payout open its
         case with priority and offer the customer a person. Persisted, so a restart repeats
         nothing: the ticket's events say what was done for which deadline."""
-        now = self.app.clock.now()
-        with self.app.store.unit_of_work() as uow:
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
             overdue = [t.ticket_no for t in uow.open_tickets() if is_overdue(t, now)]
         deliver: list[ConversationKey] = []
         cases: list[DeskCase] = []
         for ticket_no in overdue:
-            with self.app.store.unit_of_work() as uow:  # one ticket per transaction
+            with self.ctx.store.unit_of_work() as uow:  # one ticket per transaction
                 ticket = uow.ticket(ticket_no)
                 if ticket is None or not is_overdue(ticket, now):
                     continue
@@ -383,5 +346,5 @@ class Desk:
             command="payout_overdue",
             text=ticket.ticket_no,
         )
-        self.app.engine.handle_in(uow, offer, now)
+        self.ctx.engine.handle_in(uow, offer, now)
         return case, [conv.key]

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
+from bot.calendar import WorkingCalendar
+from bot.clock import Clock
+from bot.config import Config
 from bot.domain import Evidence
-from bot.store import ConversationKey, DeskCase
+from bot.engine import Engine
+from bot.i18n import Catalog
+from bot.store import ConversationKey, DeskCase, Store
 
 
-class Refused(Exception):
-    """An action that cannot be done now; the text says why (nothing was changed)."""
+class DeskContext(Protocol):
+    """What the desk works with: no more than this (the composition root's App is one)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
+    @property
+    def store(self) -> Store: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def calendar(self) -> WorkingCalendar: ...
+    @property
+    def clock(self) -> Clock: ...
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from bot.clock import to_local
 from bot.domain import BreakdownLine, Order
+from bot.localtime import to_local
 from bot.money import prorate
 
 Unit = Literal["day", "month"]

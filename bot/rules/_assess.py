@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from bot.calendar import WorkingCalendar
-from bot.clock import to_local
 from bot.config import Policy
 from bot.domain import (
     OPEN_STATUSES,
@@ -24,6 +23,7 @@ from bot.domain import (
     Ticket,
     TicketStatus,
 )
+from bot.localtime import to_local
 from bot.rules._amounts import Amount, refund_amount, usage
 
 Params = dict[str, str | int]

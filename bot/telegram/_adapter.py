@@ -16,16 +16,15 @@ from telegram import Bot, CallbackQuery, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.app import App
-from bot.engine import Inbound, Kind, Reply, turn_locale
-from bot.store import OutboxMessage
+from bot.engine import Kind, turn_locale
+from bot.handoff import DeskContext
 from bot.telegram._api import remove_inline_keyboard
 from bot.telegram._commands import register_commands
 from bot.telegram._desk import TelegramDesk, answer_press
 from bot.telegram._files import EvidenceDownloads
 from bot.telegram._flood import IncomingLimit, Verdict
 from bot.telegram._outbox import Outbox
-from bot.telegram._parse import CHANNEL, Incoming, conversation_key, dedupe_key, parse_update
+from bot.telegram._parse import Incoming, conversation_key, dedupe_key, parse_update
 from bot.telegram._processor import ChatLocks
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ class TelegramAdapter:
 
     def __init__(
         self,
-        app: App,
+        app: DeskContext,
         *,
         locks: ChatLocks | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -156,10 +155,8 @@ class TelegramAdapter:
     ) -> None:
         inbound = incoming.inbound
         if inbound.files and self.downloads is not None:
-            checked = await self._checked_files(bot, incoming)
-            if checked is None:  # every file refused, the reasons are sent: nothing to do
-                return
-            inbound = checked
+            files = [await self.downloads.fetch(bot, info) for info in inbound.files]
+            inbound = dataclasses.replace(inbound, files=tuple(files))
         if inbound.kind is Kind.CONTACT:
             # the customer used the contact keyboard: the next plain reply takes it away
             self.outbox.reply_keyboard_shown(str(incoming.chat_id))
@@ -253,38 +250,6 @@ class TelegramAdapter:
         )
         others = [dedupe_key(p.update_id) for p in parts[1:]]
         await self._turn(bot, merged, None, also_processed=others)
-
-    # -- evidence downloads ------------------------------------------------------------------
-
-    async def _checked_files(self, bot: Bot, incoming: Incoming) -> Inbound | None:
-        """Download and check every file; refuse the ones whose bytes are not their type."""
-        assert self.downloads is not None
-        kept = []
-        refusals = []
-        for info in incoming.inbound.files:
-            checked = await self.downloads.fetch(bot, info)
-            if checked is not None:
-                kept.append(checked)
-                continue
-            locale = self._locale(incoming)
-            catalog = self.app.catalog
-            kind = catalog.text(locale, f"evidence.kind.{info.kind.value}")
-            name = info.file_name or kind
-            refusals.append(
-                Reply(
-                    "evidence.error.type",
-                    catalog.text(locale, "evidence.error.type", {"name": name, "allowed": kind}),
-                )
-            )
-        if refusals:
-            # through the outbox, so the reason arrives in order with the rest and survives a crash
-            with self.app.store.unit_of_work() as uow:
-                for reply in refusals:
-                    uow.enqueue(OutboxMessage(CHANNEL, str(incoming.chat_id), reply.to_payload()))
-            await self.outbox.deliver(bot, str(incoming.chat_id))
-        if not kept:
-            return None
-        return dataclasses.replace(incoming.inbound, files=tuple(kept))
 
     # -- notices outside the engine ----------------------------------------------------------
 

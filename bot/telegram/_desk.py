@@ -12,9 +12,17 @@ from telegram.constants import CallbackQueryLimit
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.app import App
-from bot.domain import Evidence, EvidenceKind, TicketStatus
-from bot.engine import Button, Reply, TurnResult
+from bot.domain import Evidence, EvidenceKind
+from bot.engine import (
+    Button,
+    HandoffEnded,
+    HandoffRequested,
+    RelayedToAgent,
+    Reply,
+    TicketAppealed,
+    TicketSupplemented,
+    TurnResult,
+)
 from bot.handoff import (
     COMMAND_ACTIONS,
     DESK_COMMANDS,
@@ -23,6 +31,7 @@ from bot.handoff import (
     AgentMessage,
     Card,
     Desk,
+    DeskContext,
     Done,
     case_ref,
     parse_press,
@@ -59,8 +68,8 @@ async def answer_press(query: CallbackQuery, text: str | None) -> None:
 class TelegramDesk:
     """Posts cases to the agent chat and feeds the agents' updates to the desk."""
 
-    def __init__(self, app: App, outbox: Outbox) -> None:
-        self.desk = Desk(app, CHANNEL)
+    def __init__(self, ctx: DeskContext, outbox: Outbox) -> None:
+        self.desk = Desk(ctx, CHANNEL)
         self.outbox = outbox
         # one card at a time per case: two at once would open two topics
         self._cases = ChatLocks()
@@ -196,19 +205,20 @@ class TelegramDesk:
         key = conversation_key(incoming.chat_id)
         try:
             for effect in result.effects:
-                if effect.kind == "handoff_requested":
-                    case = self.desk.handoff(effect.data, key)
-                    await self.post_card(bot, case, incoming.name)
-                elif effect.kind == "relay_to_agent":
-                    await self._copy_in(bot, incoming, key)
-                elif effect.kind == "handoff_ended":
-                    left = self.desk.handoff_ended(key)
-                    if left is not None and not left.card_due:
-                        await self._say(bot, left, self.desk.texts.t("desk.note.customer_left"))
-                elif effect.kind == "ticket_updated" and effect.data.get("status") == (
-                    TicketStatus.IN_REVIEW.value
-                ):
-                    await self._supplemented(bot, str(effect.data["ticket_no"]))
+                match effect:
+                    case HandoffRequested():
+                        case = self.desk.handoff(effect, key)
+                        await self.post_card(bot, case, incoming.name)
+                    case RelayedToAgent():
+                        await self._copy_in(bot, incoming, key)
+                    case HandoffEnded():
+                        left = self.desk.handoff_ended(key)
+                        if left is not None and not left.card_due:
+                            text = self.desk.texts.t("desk.note.customer_left")
+                            await self._say(bot, left, text)
+                    case TicketSupplemented() | TicketAppealed():
+                        # what was added shows in the topic now (an appeal's card follows)
+                        await self._supplemented(bot, effect.ticket_no)
         except Exception:
             # the customer's turn has committed and must not look failed; a card that did not
             # get posted stays due and the deadline job posts it

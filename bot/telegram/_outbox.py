@@ -15,7 +15,7 @@ from bot.store import OutboxMessage, Store
 from bot.telegram._api import send_text
 from bot.telegram._parse import CHANNEL
 from bot.telegram._processor import ChatLocks
-from bot.telegram._render import has_contact_request, render
+from bot.telegram._render import copy_caption, has_contact_request, render
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +103,27 @@ class Outbox:
         recipient = str(chat_id)
         try:
             reply = Reply.from_payload(message.payload)
-            # a message of another chat copied here (an agent's file, from the agent desk), with
-            # the reply's text as its caption
-            copy = message.payload.get("copy")
-            source = (int(copy["from_chat_id"]), int(copy["message_id"])) if copy else None
+            # a message of another chat copied here (an agent's file, from the agent desk),
+            # signed by the reply's text
+            copy = reply.copy
+            caption: str | None = None
             # a contact keyboard about to be shown again need not be taken away first
-            remove = source is None and (
+            remove = copy is None and (
                 recipient in self._reply_keyboards
                 and not any(has_contact_request(Reply.from_payload(m.payload)) for m in later)
             )
-            parts = [] if source else render(reply, remove_reply_keyboard=remove)
+            if copy is not None:
+                caption, parts = copy_caption(reply)
+            else:
+                parts = render(reply, remove_reply_keyboard=remove)
         except (KeyError, TypeError, ValueError):
             log.exception(
                 "outbox %s: cannot render %r; dropped", message.outbox_id, message.payload
             )
             return True
         try:
-            if source is not None:
-                await bot.copy_message(chat_id, *source, caption=reply.text or None)
+            if copy is not None:
+                await bot.copy_message(chat_id, copy.from_chat_id, copy.message_id, caption=caption)
             for part in parts:
                 await send_text(bot, chat_id, part.text, part.reply_markup)
         except (Forbidden, BadRequest) as exc:

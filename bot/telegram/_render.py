@@ -17,6 +17,7 @@ from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 from bot.engine import Button, Reply
 
 TEXT_LIMIT = int(MessageLimit.MAX_TEXT_LENGTH)
+CAPTION_LIMIT = int(MessageLimit.CAPTION_LENGTH)
 CALLBACK_DATA_LIMIT = int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)
 # two buttons share a row when both labels are at most this wide (a CJK character counts 2):
 # "转人工客服 | 取消" fits a phone screen, "7-day no-reason return" wants a row of its own
@@ -43,6 +44,21 @@ def render(reply: Reply, *, remove_reply_keyboard: bool = False) -> list[Outgoin
     if markup is None and remove_reply_keyboard:
         markup = REMOVE_REPLY_KEYBOARD
     return [Outgoing(part, markup if i == len(parts) - 1 else None) for i, part in enumerate(parts)]
+
+
+def copy_caption(reply: Reply) -> tuple[str | None, list[Outgoing]]:
+    """A copied message's caption, and the messages sent right after it: a file carries its own
+    caption (cut to fit) and the reply's text (the signature) below it; a sticker or a location
+    cannot, and is signed by a message of its own."""
+    copy = reply.copy
+    assert copy is not None
+    if not copy.captionable:
+        return None, render(Reply(reply.key, reply.text)) if reply.text.strip() else []
+    signature = reply.text
+    if not copy.caption:
+        return signature or None, []
+    room = max(CAPTION_LIMIT - text_length(signature) - 2, 0)
+    return f"{_cut_line(copy.caption, room)[0]}\n\n{signature}", []
 
 
 def keyboard(buttons: Sequence[Button]) -> Markup | None:

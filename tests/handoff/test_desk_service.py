@@ -16,6 +16,7 @@ from bot.app import App, build_app
 from bot.clock import FixedClock
 from bot.config import ConfigError
 from bot.domain import Category, Priority, Reason, SubReason, TicketStatus
+from bot.engine import Copy, HandoffRequested, Reply
 from bot.handoff import (
     COMMAND_ACTIONS,
     DESK_COMMANDS,
@@ -79,8 +80,8 @@ def act(desk: Desk, action: Action, ref: str, arg: str = "", agent: Agent = WANG
 def handed_off(desk: Desk, chat: Chat) -> DeskCase:
     """The customer (linked, one ticket on 星河) asks for a person; the desk opens the case."""
     chat.command("agent")
-    (effect,) = [e for e in chat.last.effects if e.kind == "handoff_requested"]
-    return desk.handoff(effect.data, chat.key)
+    (effect,) = [e for e in chat.last.effects if isinstance(e, HandoffRequested)]
+    return desk.handoff(effect, chat.key)
 
 
 @pytest.fixture
@@ -325,12 +326,12 @@ def test_an_agents_message_is_signed_and_copied_and_brings_the_person_in(
 
     relay(AgentMessage(GROUP, 12, caption="示例截图", captionable=True))
     relay(AgentMessage(GROUP, 13))  # a sticker: copied, then signed
-    copies = outbox(app, chat)[-3:]
-    assert copies[0]["copy"] == {"from_chat_id": GROUP, "message_id": 12}
-    assert copies[0]["text"] == "示例截图\n\n—— 客服 王五"
-    assert (copies[1]["copy"]["message_id"], copies[1]["text"]) == (13, "")
-    assert copies[2] == {"key": "handoff.signature", "text": "—— 客服 王五", "buttons": []}
-    assert "joined" not in " ".join(str(p) for p in copies)
+    # the desk says what to copy and who signs it; how a caption fits is the transport's business
+    copies = [Reply.from_payload(p) for p in outbox(app, chat)[-2:]]
+    assert copies[0].copy == Copy(GROUP, 12, "示例截图", captionable=True)
+    assert copies[1].copy == Copy(GROUP, 13, None, captionable=False)
+    assert [c.text for c in copies] == ["—— 客服 王五", "—— 客服 王五"]
+    assert "joined" not in " ".join(c.text for c in copies)
 
 
 def test_a_relay_without_a_customer_chat_is_refused(

@@ -21,7 +21,7 @@ from telegram import (
 from telegram.warnings import PTBUserWarning
 
 from bot.domain import EvidenceKind
-from bot.engine import Button, Kind, Reply
+from bot.engine import Button, Copy, Kind, Reply
 from bot.telegram import (
     IncomingLimit,
     Verdict,
@@ -33,7 +33,7 @@ from bot.telegram import (
     split_text,
 )
 from bot.telegram._api import quiet_typed_method_warning, remove_inline_keyboard, send_text
-from bot.telegram._render import text_length
+from bot.telegram._render import CAPTION_LIMIT, copy_caption, text_length
 from tests.telegram.offline import ALICE, GROUP, TOKEN, Harness, Updates
 
 BOT = Bot(TOKEN)
@@ -303,3 +303,35 @@ async def test_the_raw_bot_api_calls_warn_nothing_once_quieted(harness: Harness)
         await remove_inline_keyboard(bot, ALICE.id, message_id)
     assert harness.tg.texts(ALICE.id) == ["after"]
     assert harness.tg.of("editMessageReplyMarkup")[-1]["message_id"] == message_id
+
+
+# -- copies of the agents' messages: the caption is Telegram's business ------------------------
+
+
+def test_a_copied_file_keeps_its_caption_and_is_signed_within_the_caption_limit() -> None:
+    signature = "—— 客服 王五"
+    short = Reply("handoff.signature", signature, copy=Copy(-100, 12, "示例截图"))
+    assert copy_caption(short) == (f"示例截图\n\n{signature}", [])
+    long = Reply("handoff.signature", signature, copy=Copy(-100, 12, "长" * 2000))
+    caption, after = copy_caption(long)
+    assert caption is not None and after == []
+    assert text_length(caption) == CAPTION_LIMIT and caption.endswith(f"\n\n{signature}")
+    bare = Reply("handoff.signature", signature, copy=Copy(-100, 12, None))
+    assert copy_caption(bare) == (signature, [])
+
+
+def test_a_copied_sticker_is_signed_by_a_message_after_it() -> None:
+    sticker = Reply("handoff.signature", "—— 客服 王五", copy=Copy(-100, 13, captionable=False))
+    caption, after = copy_caption(sticker)
+    assert caption is None and [o.text for o in after] == ["—— 客服 王五"]
+
+
+def test_an_outbox_row_written_before_captions_moved_still_renders_as_it_did() -> None:
+    legacy = {
+        "key": "handoff.signature",
+        "text": "示例截图\n\n—— 客服 王五",
+        "buttons": [],
+        "copy": {"from_chat_id": -100, "message_id": 12},
+    }
+    assert copy_caption(Reply.from_payload(legacy)) == ("示例截图\n\n—— 客服 王五", [])
+    assert Reply.from_payload(Reply.from_payload(legacy).to_payload()) == Reply.from_payload(legacy)
