@@ -16,6 +16,7 @@ FLOW_KEYS = (
     "evidence",
     "amount_fen",
     "note",
+    "notes",
     "link_order_no",
 )
 

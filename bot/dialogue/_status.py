@@ -204,20 +204,34 @@ def supplement_checklist(turn: Turn) -> View:
 def _material_checklist(turn: Turn) -> dict[str, Any]:
     """The upload checklist of a supplement or an appeal, where a typed note counts too."""
     params = checklist(turn, requirement(turn))
-    ready = bool(collected(turn)) or bool(turn.data.get("note"))
+    ready = bool(collected(turn)) or bool(notes(turn))
     params["status"] = turn.t("supplement.ready" if ready else "supplement.waiting")
     return params
 
 
+def notes(turn: Turn) -> list[str]:
+    """The explanations typed in this supplement or appeal, in order (each kept whole)."""
+    kept: list[str] = turn.data.setdefault("notes", [])
+    legacy = turn.data.pop("note", None)  # a conversation saved when one note replaced the last
+    if legacy:
+        kept.insert(0, str(legacy))
+    return kept
+
+
 @STEPS.action("remember_note")
 def remember_note(turn: Turn) -> None:
-    turn.data["note"] = (turn.arg or "")[:1000]
-    turn.say("supplement.note_saved")
+    kept = notes(turn)
+    limit = turn.config.dialogue.max_notes
+    if len(kept) >= limit:
+        turn.say("supplement.notes_full", max=limit)
+        return
+    kept.append(turn.arg or "")
+    turn.say("supplement.note_saved", n=len(kept))
 
 
 @STEPS.condition("has_new_material")
 def has_new_material(turn: Turn) -> bool:
-    if collected(turn) or turn.data.get("note"):
+    if collected(turn) or notes(turn):
         return True
     return turn.refuse("supplement.error.nothing_new")
 
@@ -236,6 +250,7 @@ def ticket_moved_on(turn: Turn) -> None:
     device appealed): nothing is sent, the customer sees where the ticket stands now."""
     turn.data.pop("evidence", None)
     turn.data.pop("note", None)
+    turn.data.pop("notes", None)
     turn.say("status.moved_on", ticket_no=_ticket(turn).ticket_no)
 
 
@@ -250,6 +265,8 @@ def _send_material(turn: Turn, trigger: str, changes: dict[str, Any], sent_key: 
     ticket = _ticket(turn)
     actor = f"customer:{ticket.customer_id}"
     count = _attach(turn, ticket)
+    written = notes(turn)
+    turn.data.pop("notes", None)
     moved = move(
         turn.uow,
         ticket,
@@ -258,7 +275,9 @@ def _send_material(turn: Turn, trigger: str, changes: dict[str, Any], sent_key: 
         turn.now,
         changes,
         files=count,
-        note=turn.data.pop("note", None),
+        # every note in order; `note` (all of them) is what timelines and cards show
+        note="\n\n".join(written) or None,
+        notes=written,
     )
     turn.say(sent_key, ticket_no=moved.ticket_no)
     return moved

@@ -123,7 +123,49 @@ def test_a_supplement_after_the_agent_asks_goes_back_to_review(
         files = [e.file_unique_id for e in uow.evidence_of(ticket.ticket_no)]
         supplement = [e for e in uow.events_of(ticket.ticket_no) if e.kind == "supplement"]
     assert "uid-progress-zero" in files
-    assert supplement[0].data == {"files": 1, "note": "我从来没有打开过课程"}
+    assert supplement[0].data == {
+        "files": 1,
+        "note": "我从来没有打开过课程",
+        "notes": ["我从来没有打开过课程"],
+    }
+
+
+def test_every_note_of_a_supplement_is_kept_whole_and_in_order(
+    app: App, linked: Chat, disputed: Ticket
+) -> None:
+    agent_moves(app, disputed.ticket_no, "request_info", request="请说明情况")
+    open_ticket(linked, disputed.ticket_no)
+    linked.press("补充材料")
+    long = "课程从未打开。" * 300  # 2,100 characters: nothing is cut
+    linked.type("第一段:购买后一直没有使用")
+    assert "已有 1 段" in linked.text
+    linked.type(long)
+    assert "已有 2 段" in linked.text
+    linked.press("上传完成")
+    (ticket,) = linked.tickets()
+    with app.store.unit_of_work() as uow:
+        (supplement,) = [e for e in uow.events_of(ticket.ticket_no) if e.kind == "supplement"]
+    assert supplement.data["notes"] == ["第一段:购买后一直没有使用", long]
+    assert supplement.data["note"] == f"第一段:购买后一直没有使用\n\n{long}"
+
+
+def test_notes_past_the_limit_are_refused_with_a_reason_and_the_rest_kept(
+    app: App, linked: Chat, disputed: Ticket
+) -> None:
+    agent_moves(app, disputed.ticket_no, "request_info", request="请说明情况")
+    open_ticket(linked, disputed.ticket_no)
+    linked.press("补充材料")
+    limit = app.config.dialogue.max_notes
+    for n in range(limit):
+        linked.type(f"说明 {n}")
+    linked.type("多出来的一段")
+    assert linked.last.replies[0].key == "supplement.notes_full"
+    assert f"最多可以写 {limit} 段" in linked.text
+    linked.press("上传完成")
+    (ticket,) = linked.tickets()
+    with app.store.unit_of_work() as uow:
+        (supplement,) = [e for e in uow.events_of(ticket.ticket_no) if e.kind == "supplement"]
+    assert supplement.data["notes"] == [f"说明 {n}" for n in range(limit)]
 
 
 def test_a_supplement_refuses_a_file_already_on_the_ticket(
