@@ -41,6 +41,7 @@ def add_evidence(turn: Turn) -> None:
     if turn.conv.flow != "apply" and "ticket_no" in turn.data:
         known |= {e.file_unique_id for e in turn.uow.evidence_of(str(turn.data["ticket_no"]))}
     accepted = 0
+    over: list[str] = []  # past the limit: one message for all of them (an album of 20)
     for f in turn.event.files:
         name = f.file_name or turn.t(f"evidence.kind.{f.kind.value}")
         if f.kind not in req.allowed_kinds:
@@ -52,7 +53,7 @@ def add_evidence(turn: Turn) -> None:
         elif f.file_unique_id in known:
             turn.say("evidence.error.duplicate", name=name)
         elif len(items) >= req.max_files:
-            turn.say("evidence.error.too_many", name=name, max=req.max_files)
+            over.append(name)
         else:
             evidence = Evidence(
                 kind=f.kind,
@@ -67,6 +68,10 @@ def add_evidence(turn: Turn) -> None:
             items.append(evidence.model_dump(mode="json"))
             known.add(f.file_unique_id)
             accepted += 1
+    if len(over) == 1:
+        turn.say("evidence.error.too_many", name=over[0], max=req.max_files)
+    elif over:
+        turn.say("evidence.error.too_many_several", count=len(over), max=req.max_files)
     if accepted:
         turn.say("evidence.accepted", count=accepted, total=len(items))
 

@@ -66,11 +66,12 @@ def test_an_album_is_several_files_in_one_event(uploading: Chat, app: App) -> No
     assert uploading.state == "apply.amount"
 
 
-def test_more_files_than_allowed_are_refused_one_by_one(uploading: Chat, app: App) -> None:
+def test_files_past_the_limit_get_one_message_for_the_album(uploading: Chat, app: App) -> None:
     max_files = app.config.policy.evidence.default.max_files
-    uploading.send(Kind.FILE, files=tuple(file_info(f"f{i}") for i in range(max_files + 2)))
-    assert keys(uploading).count("evidence.error.too_many") == 2
-    assert f"最多只能上传 {max_files} 份" in uploading.text
+    uploading.send(Kind.FILE, files=tuple(file_info(f"f{i}") for i in range(max_files + 11)))
+    assert keys(uploading).count("evidence.error.too_many_several") == 1
+    assert "evidence.error.too_many" not in keys(uploading)
+    assert f"最多只能上传 {max_files} 份,超出的 11 份未保存" in uploading.text
     assert len(collected(app, uploading)) == max_files
     uploading.photo("one-more")
     assert keys(uploading)[0] == "evidence.error.too_many"
