@@ -282,6 +282,8 @@ class Dialogue(Section):
     reminder_after_minutes: int = Field(default=120, ge=1)
     misunderstood_before_agent: int = Field(default=3, ge=1)
     link_attempts: int = Field(default=5, ge=1, le=20)
+    # after the failed attempts the order-number check pauses this long, then the count starts over
+    link_lock_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # written explanations a customer may add to one supplement or appeal; every one is kept whole
     max_notes: int = Field(default=20, ge=1, le=100)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime, timedelta
 
+from bot.dialogue import _render as render
 from bot.dialogue._common import STEPS
-from bot.engine import Turn
+from bot.engine import Turn, View
 from bot.phone import normalise_phone
 
 # as long as the shop's order ids may be (the model allows 1-64 characters)
@@ -68,7 +70,27 @@ def link_by_contact(turn: Turn) -> None:
 
 @STEPS.condition("link_attempts_exhausted")
 def link_attempts_exhausted(turn: Turn) -> bool:
-    return int(turn.data.get("link_failures", 0)) >= turn.config.dialogue.link_attempts
+    """Whether the order-number check is paused for this chat; a pause that has run out starts
+    the count over."""
+    if int(turn.data.get("link_failures", 0)) < turn.config.dialogue.link_attempts:
+        return False
+    if turn.now < _lock_ends(turn):
+        return True
+    turn.data.pop("link_failures", None)
+    turn.data.pop("link_locked_at", None)
+    return False
+
+
+def _lock_ends(turn: Turn) -> datetime:
+    # a chat locked before the pause was recorded counts from now
+    since = turn.data.setdefault("link_locked_at", turn.now.isoformat())
+    minutes = turn.config.dialogue.link_lock_minutes
+    return datetime.fromisoformat(str(since)) + timedelta(minutes=minutes)
+
+
+@STEPS.view("link_lock")
+def link_lock(turn: Turn) -> View:
+    return View(params={"until": render.moment(_lock_ends(turn))})
 
 
 @STEPS.condition("has_link_attempts_left")
@@ -121,6 +143,8 @@ def link_by_order(turn: Turn) -> None:
 def count_failed_link(turn: Turn) -> None:
     failures = int(turn.data.get("link_failures", 0)) + 1
     turn.data["link_failures"] = failures
+    if failures >= turn.config.dialogue.link_attempts:
+        turn.data["link_locked_at"] = turn.now.isoformat()
     turn.data.pop("link_order_no", None)
     left = turn.config.dialogue.link_attempts - failures
     if left > 0:

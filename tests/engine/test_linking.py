@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.app import App
+from bot.clock import FixedClock
 from bot.engine import ContactInfo, Kind
 from bot.orders_import import import_orders
 from bot.store import Identity
@@ -174,6 +177,34 @@ def test_wrong_digits_count_down_and_lock_after_the_configured_attempts(
     assert linked_customer(app, chat.user_id) is None
     # the customer's own phone still works
     chat.share_contact()
+    assert chat.state == "menu.main"
+
+
+def test_the_lock_says_when_it_ends_and_lifts_after_the_configured_pause(
+    chat: Chat, app: App, clock: FixedClock
+) -> None:
+    attempts = app.config.dialogue.link_attempts
+    chat.command("start")
+    chat.press("用订单号验证")
+    for _ in range(attempts):
+        chat.type("V1")
+        chat.type("1111")
+    assert chat.state == "start.locked"
+    assert "2026-11-24 11:00 后可以再试" in chat.text  # locked at 10:00, 60 minutes
+    assert "分享手机号" in chat.text and "转人工" in chat.text  # how the real owner gets in
+    clock.advance(timedelta(minutes=59))
+    chat.command("start")
+    chat.press("用订单号验证")
+    assert chat.state == "start.locked"
+    clock.advance(timedelta(minutes=1))
+    chat.command("start")
+    chat.press("用订单号验证")
+    assert chat.state == "start.ask_order_no"
+    chat.type("V1")
+    chat.type("1111")  # the count started over: four more tries, not a lock at once
+    assert f"还可以尝试 {attempts - 1} 次" in chat.text
+    chat.type("V1")
+    chat.type("8000")
     assert chat.state == "menu.main"
 
 
