@@ -17,13 +17,14 @@ from telegram.ext import (
     BaseRateLimiter,
     TypeHandler,
 )
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.app import App, build_app
 from bot.config import Config, Secrets
 from bot.telegram._adapter import TelegramAdapter
 from bot.telegram._api import quiet_typed_method_warning
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
+from bot.telegram._updates import SkippedUpdates, TolerantUpdates, quiet_webhook_parse_failures
 
 # customers and agents alike send messages and press buttons; the desk needs no other update
 # (chat_member and the like are left out: who may act is the config's allow-list, not the group's)
@@ -44,6 +45,7 @@ class TelegramBot:
 
     application: BotApplication
     adapter: TelegramAdapter
+    skipped: SkippedUpdates  # updates that could not be parsed (logged, then passed over)
 
 
 def build_bot(
@@ -73,8 +75,11 @@ def build_bot(
         builder = builder.base_file_url(settings.base_file_url)
     if request is not None:
         builder = builder.request(request)
-    if get_updates_request is not None:
-        builder = builder.get_updates_request(get_updates_request)
+    # getUpdates through a transport that skips what PTB cannot parse, one update at a time
+    skipped = SkippedUpdates()
+    inner = get_updates_request or HTTPXRequest(connection_pool_size=1)
+    builder = builder.get_updates_request(TolerantUpdates(inner, skipped))
+    quiet_webhook_parse_failures(skipped)
     application: BotApplication = builder.build()
     application.add_handler(TypeHandler(Update, adapter.on_update))
     application.add_error_handler(adapter.on_error)
@@ -95,7 +100,7 @@ def build_bot(
         first=settings.outbox_interval_seconds,
         name="deadlines",
     )
-    return TelegramBot(application, adapter)
+    return TelegramBot(application, adapter, skipped)
 
 
 def webhook_options(config: Config, secret: str) -> dict[str, Any]:

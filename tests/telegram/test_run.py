@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bot.cli import main
 from bot.config import Secrets
 from bot.telegram import run
 from tests.telegram.offline import ALICE, FakeTelegram, Updates, telegram_config
+from tests.telegram.test_webhook import unparseable_poll
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -81,3 +83,33 @@ def test_polling_run_answers_an_update_and_stops_cleanly(tmp_path: Path) -> None
     assert tg.texts(ALICE.id)[0].startswith("Hi! This is the 小年卡盟")
     polls = tg.of("getUpdates")
     assert polls[0].get("allowed_updates") == ["message", "callback_query"]
+
+
+def test_polling_skips_an_update_it_cannot_parse_and_serves_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One unreadable update in a batch used to make polling fetch that batch forever."""
+    tg = FakeTelegram()
+    up = Updates()
+    start = up.command(ALICE, "start")
+    broken = unparseable_poll(start["update_id"] - 1, ALICE.id + 1)
+    tg.updates = [[broken, start]]
+    stopping: list[bool] = []
+
+    def stop_after_reply(calls: int) -> None:
+        if not stopping and (tg.sent(ALICE.id) or calls > 50):
+            stopping.append(True)
+            asyncio.get_running_loop().call_soon(raise_system_exit)
+
+    tg.on_get_updates = stop_after_reply
+    try:
+        with caplog.at_level(logging.ERROR, logger="bot.telegram._updates"):
+            config = telegram_config(tmp_path)
+            assert run(config, Secrets("123456:TEST-token", None), request=tg) == 0
+    finally:
+        asyncio.set_event_loop(None)
+    assert tg.texts(ALICE.id)[0].startswith("Hi! This is the 小年卡盟")
+    offsets = [p.get("offset") for p in tg.of("getUpdates")]
+    assert start["update_id"] + 1 in offsets  # the offset moved past both
+    (line,) = [r.getMessage() for r in caplog.records if "cannot be parsed" in r.getMessage()]
+    assert f"update {broken['update_id']} (message)" in line

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
@@ -132,3 +134,30 @@ async def test_the_same_update_posted_twice_has_effect_once(
         assert hook.count("processed_updates") == 4  # /start, contact, press, /help
         assert harness.conversation(ALICE).version == 4  # one turn each, none twice
         assert hook.count("outbox") == len(texts)
+
+
+def unparseable_poll(update_id: int, chat_id: int) -> dict[str, Any]:
+    """A poll message without the fields python-telegram-bot now requires (an older server's)."""
+    message = {
+        "message_id": 900 + update_id,
+        "date": 1_764_000_000,
+        "chat": {"id": chat_id, "type": "private"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "Old"},
+        "poll": {"id": "p1"},
+    }
+    return {"update_id": update_id, "message": message}
+
+
+async def test_an_update_ptb_cannot_parse_is_400_and_one_log_line_per_update(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with webhook(tmp_path, clock, tg) as hook:
+        broken = unparseable_poll(77, ALICE.id)
+        with caplog.at_level(logging.DEBUG, logger="telegram.ext.Updater"):
+            assert [await hook.post(broken) for _ in range(3)] == [400, 400, 400]  # retried
+        lines = [r for r in caplog.records if "cannot be parsed" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].exc_info is None
+        assert "update 77 (message)" in lines[0].getMessage()
+        assert not any(r.levelno >= logging.CRITICAL for r in caplog.records)
+        assert await hook.post(hook.harness.updates.command(ALICE, "start")) == 200
+        await tg.until(lambda: bool(tg.sent(ALICE.id)))  # the bot goes on
