@@ -73,6 +73,10 @@ class TelegramAdapter:
             return
         incoming = parse_update(update)
         if incoming is None:
+            if update.callback_query is not None:
+                # a press in a group that is not the desk, or on an inline message: nothing to
+                # do, but the client's spinner stops
+                await self._answer(update.callback_query, None)
             return
         bot = context.bot
         query = update.callback_query

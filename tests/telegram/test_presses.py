@@ -97,3 +97,20 @@ async def test_a_failed_answer_does_not_lose_the_turn(harness: Harness) -> None:
     await harness.process(harness.updates.press(ALICE, data))
     assert len(harness.tg.of("answerCallbackQuery")) == 1
     assert harness.tg.texts(ALICE.id) == ["Please choose the order you'd like refunded:"]
+
+
+async def test_a_press_in_another_group_or_on_an_inline_message_is_answered(
+    harness: Harness,
+) -> None:
+    """The client shows a spinner until a press is answered: every press gets an answer."""
+    other_group = {"id": -100999, "type": "supergroup", "title": "别的群"}
+    in_group = harness.updates.press(ALICE, "000000.0", chat=other_group)
+    inline = harness.updates.press(ALICE, "000000.0")
+    query = inline["callback_query"]
+    del query["message"]
+    query["inline_message_id"] = "inline-1"
+    for update in (in_group, inline):
+        await harness.process(update)
+    answered = [a["callback_query_id"] for a in harness.tg.of("answerCallbackQuery")]
+    assert answered == [in_group["callback_query"]["id"], query["id"]]
+    assert harness.tg.sent() == []
