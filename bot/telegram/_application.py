@@ -11,7 +11,6 @@ from typing import Any, TextIO
 from telegram import Update
 from telegram.constants import UpdateType
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     BaseRateLimiter,
@@ -24,6 +23,7 @@ from bot.config import Config, Secrets
 from bot.telegram._adapter import TelegramAdapter
 from bot.telegram._api import quiet_typed_method_warning
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
+from bot.telegram._ratelimit import PerChatRateLimiter
 from bot.telegram._updates import SkippedUpdates, TolerantUpdates, quiet_webhook_parse_failures
 
 # customers and agents alike send messages and press buttons; the desk needs no other update
@@ -65,7 +65,7 @@ def build_bot(
         ApplicationBuilder()
         .token(token)
         .concurrent_updates(PerChatUpdateProcessor(settings.concurrent_updates, locks))
-        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(rate_limiter or PerChatRateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .post_init(adapter.start_up)
         .post_stop(adapter.shut_down)
     )
