@@ -286,6 +286,8 @@ class Dialogue(Section):
     link_lock_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # written explanations a customer may add to one supplement or appeal; every one is kept whole
     max_notes: int = Field(default=20, ge=1, le=100)
+    # buttons per page of a long list (orders, tickets); Telegram refuses a keyboard past 100
+    page_size: int = Field(default=12, ge=3, le=50)
 
 
 class Config(Section):

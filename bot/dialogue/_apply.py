@@ -5,6 +5,8 @@ from __future__ import annotations
 from bot.dialogue import _render as render
 from bot.dialogue._common import FLOW_KEYS, STEPS, stored_quote
 from bot.dialogue._evidence import checklist, stored_evidence
+from bot.dialogue._paging import KEY as PAGE
+from bot.dialogue._paging import normalised, page
 from bot.domain import SUB_REASONS, Order, Outcome, Quote, Reason, Refusal, SubReason
 from bot.engine import Choice, TicketSubmitted, Turn, View
 from bot.money import parse_yuan
@@ -34,14 +36,39 @@ def menu_view(turn: Turn) -> View:
 def order_choices(turn: Turn) -> View:
     customer = turn.require_customer()
     orders = sorted(turn.uow.orders_of(customer.customer_id), key=lambda o: o.paid_at, reverse=True)
-    view = View(params={"count": len(orders)})
+    shown = page(turn, orders, _order_matches)
+    paged = len(orders) > turn.config.dialogue.page_size
+    view = View(
+        params={
+            "count": len(orders),
+            "more": turn.t("apply.search_hint", count=len(orders)) if paged else "",
+        }
+    )
     if not orders:
         view.before.append(("apply.no_orders", {}))
-    for order in orders:
+    if shown.query is not None:
+        key = "apply.search_found" if shown.found else "apply.search_none"
+        view.before.append((key, {"query": shown.query, "count": shown.total}))
+    for order in shown.items:
         view.choices.append(
             Choice("pick_order", order.order_id, label=render.order_label(turn, order))
         )
+    view.choices.extend(shown.nav)
     return view
+
+
+def _order_matches(order: Order, query: str) -> bool:
+    return query in normalised(order.order_id) or query in normalised(order.product_name)
+
+
+@STEPS.condition("order_search_matches")
+def order_search_matches(turn: Turn) -> bool:
+    """Typed text on the order list finds an order, else it is not understood (and counts so)."""
+    query = normalised(turn.arg or "")
+    orders = turn.uow.orders_of(turn.require_customer().customer_id)
+    if query and any(_order_matches(o, query) for o in orders):
+        return True
+    return turn.refuse("apply.search_none", query=turn.arg or "")
 
 
 @STEPS.condition("order_is_offered")
@@ -56,7 +83,8 @@ def order_is_offered(turn: Turn) -> bool:
 @STEPS.action("remember_order")
 def remember_order(turn: Turn) -> None:
     for key in FLOW_KEYS:
-        turn.data.pop(key, None)
+        if key != PAGE:  # "back" returns to the page (or search) the order was picked from
+            turn.data.pop(key, None)
     turn.data["order_id"] = turn.arg
 
 

@@ -18,6 +18,7 @@ FLOW_KEYS = (
     "note",
     "notes",
     "link_order_no",
+    "page",  # where the customer is in a long list (bot/dialogue/_paging.py)
 )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from bot.dialogue import _render as render
 from bot.dialogue._common import STEPS
 from bot.dialogue._evidence import checklist, collected, requirement, stored_evidence
+from bot.dialogue._paging import normalised, page
 from bot.domain import Refusal, Ticket, TicketEvent, TicketStatus
 from bot.engine import (
     Choice,
@@ -69,10 +70,14 @@ def next_step(turn: Turn, ticket: Ticket, events: list[TicketEvent]) -> str:
 @STEPS.view("ticket_list")
 def ticket_list(turn: Turn) -> View:
     customer = turn.require_customer()
-    tickets = turn.uow.tickets_of_customer(customer.customer_id)
+    tickets = turn.uow.tickets_of_customer(customer.customer_id)  # newest first
+    shown = page(turn, tickets, _ticket_matches)
     view = View()
     lines = [] if tickets else [turn.t("status.none")]
-    for t in tickets:
+    if shown.query is not None:
+        key = "status.search_found" if shown.found else "status.search_none"
+        view.before.append((key, {"query": shown.query, "count": shown.total}))
+    for t in shown.items:
         overdue = turn.t("status.overdue_mark") if is_overdue(t, turn.now) else ""
         lines.append(
             turn.t(
@@ -87,8 +92,25 @@ def ticket_list(turn: Turn) -> View:
                 "pick_ticket", t.ticket_no, label=f"{t.ticket_no} · {render.status_name(turn, t)}"
             )
         )
-    view.params = {"tickets": "\n".join(lines), "count": len(tickets)}
+    view.choices.extend(shown.nav)
+    paged = len(tickets) > turn.config.dialogue.page_size
+    more = turn.t("status.search_hint", count=len(tickets)) if paged else ""
+    view.params = {"tickets": "\n".join(lines), "count": len(tickets), "more": more}
     return view
+
+
+def _ticket_matches(ticket: Ticket, query: str) -> bool:
+    return query in normalised(ticket.ticket_no) or query in normalised(ticket.order_id)
+
+
+@STEPS.condition("ticket_search_matches")
+def ticket_search_matches(turn: Turn) -> bool:
+    """Typed text on the ticket list finds a ticket, else it is not understood (and counts so)."""
+    query = normalised(turn.arg or "")
+    tickets = turn.uow.tickets_of_customer(turn.require_customer().customer_id)
+    if query and any(_ticket_matches(t, query) for t in tickets):
+        return True
+    return turn.refuse("status.search_none", query=turn.arg or "")
 
 
 @STEPS.condition("ticket_is_offered")
@@ -105,6 +127,7 @@ def remember_ticket(turn: Turn) -> None:
     turn.data["ticket_no"] = turn.arg
     turn.data.pop("evidence", None)
     turn.data.pop("note", None)
+    turn.data.pop("notes", None)
 
 
 @STEPS.view("ticket_detail")

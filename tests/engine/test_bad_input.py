@@ -21,6 +21,9 @@ TEXT_ANSWERS = {
     "apply.amount": "amount.error.format",
     "supplement.upload": "supplement.note_saved",
     "appeal.upload": "supplement.note_saved",
+    # typed text on a long list is a search: nothing matches, so the whole list again
+    "apply.choose_order": "apply.search_none",
+    "status.list": "status.search_none",
 }
 # states that take files (a video is refused there: photos and PDFs only)
 FILE_ANSWERS = {"apply.evidence", "supplement.upload", "appeal.upload"}

@@ -59,7 +59,7 @@ BREAKAGES = {
         "apply.yaml",
         "dest: amount, conditions: [evidence_enough]",
         "dest: amount_step, conditions: [evidence_enough]",
-        "apply.yaml: transitions[10] (done): unknown state 'amount_step'",
+        "apply.yaml: transitions[12] (done): unknown state 'amount_step'",
     ),
     "unknown-source-state": (
         "status.yaml",
@@ -77,7 +77,7 @@ BREAKAGES = {
         "apply.yaml",
         "conditions: [evidence_enough]",
         "conditions: [evidence_enuf]",
-        "apply.yaml: transitions[10] (done): unknown condition 'evidence_enuf'",
+        "apply.yaml: transitions[12] (done): unknown condition 'evidence_enuf'",
     ),
     "unknown-unless": (
         "start.yaml",
@@ -89,7 +89,7 @@ BREAKAGES = {
         "apply.yaml",
         "actions: [remember_amount]",
         "actions: [remember_amout]",
-        "apply.yaml: transitions[11] (enter_amount): unknown action 'remember_amout'",
+        "apply.yaml: transitions[13] (enter_amount): unknown action 'remember_amout'",
     ),
     "unknown-global-action": (
         "global.yaml",
