@@ -215,9 +215,7 @@ def _text(raw: object) -> str:
 
 def _order_id(raw: object) -> str:
     # Shop systems often export numeric ids; JSON then has a number, which is still the same id.
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return str(raw)
-    value = _text(raw)
+    value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else _text(raw)
     if len(value) > 64:
         raise ValueError(f"is {len(value)} characters long; at most 64 are allowed")
     return value
@@ -499,9 +497,11 @@ def _position(error: RowError) -> int:
 
 def _parse_row(where: str, row: Mapping[str, object]) -> tuple[Order | None, list[RowError]]:
     try:
-        return OrderRow.model_validate(row).to_order(), []
+        valid = OrderRow.model_validate(row)
     except ValidationError as exc:
         found = exc.errors(include_url=False)
+    else:
+        return valid.to_order(), []  # OrderRow checks all that Order does: this cannot fail
     label = _id_of(row)
     unknown = [str(e["loc"][0]) for e in found if e["type"] == "extra_forbidden"]
     errors = [RowError(where, None, _unknown_text(unknown, "key"), label)] if unknown else []

@@ -465,6 +465,34 @@ def test_json_item_with_every_kind_of_problem_reports_them_all() -> None:
     ]
 
 
+def test_a_numeric_order_id_is_held_to_the_same_length() -> None:
+    result = parse_json_text(json.dumps([json_row(order_id=10**70)]))
+    assert [(e.field, e.reason) for e in result.errors] == [
+        ("order_id", "is 71 characters long; at most 64 are allowed")
+    ]
+
+
+_json_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**64),  # 65 digits and more: too long for an id
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=80),
+    st.sampled_from(["2026-11-22", "2026-11-22 10:00", "-1", "0", "1e2", "是", "wechat"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(changes=st.dictionaries(st.sampled_from(FIELDS), _json_values, min_size=1, max_size=2))
+def test_any_json_item_is_an_order_or_row_errors_never_a_crash(changes: dict[str, Any]) -> None:
+    """Whatever passes OrderRow becomes an Order: nothing gets past the row to fail later."""
+    result = parse_json_text(json.dumps([json_row(**changes)]))
+    assert len(result.orders) + len(result.errors) >= 1
+    assert all(e.where == "item [0]" for e in result.errors)
+    assert not (result.orders and result.errors)
+
+
 def test_the_row_model_fills_every_field_of_an_order() -> None:
     assert set(OrderRow.model_fields) == set(Order.model_fields)
     assert set(FIELDS) >= set(REQUIRED_FIELDS)
