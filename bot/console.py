@@ -126,10 +126,23 @@ class Console:
         return f"console:{uuid.uuid4().hex}"
 
 
+def line_reader() -> Callable[[str], str]:
+    """`input`, with line editing where Python has the readline module: arrows move the cursor
+    (instead of typing `^[[D`), Up and Down recall the lines of this session, kept in memory.
+    Without readline (Windows, some minimal builds) it is plain `input`; everything else works."""
+    try:
+        import readline
+    except ImportError:
+        return input
+    readline.set_auto_history(True)  # every line read joins this process's history (no file)
+    return input
+
+
 def run_console(
-    app: App, read: Callable[[str], str] = input, write: Callable[[str], None] = print
+    app: App, read: Callable[[str], str] | None = None, write: Callable[[str], None] = print
 ) -> int:
-    """The interactive loop; Ctrl-D or /quit ends it."""
+    """The interactive loop; Ctrl-D or /quit ends it. Reads with `line_reader()` unless told."""
+    read = read or line_reader()
     console = Console(app, write)
     console.start()
     while True:

@@ -2,7 +2,8 @@
 
 Two steps on purpose: `parse_orders` is pure (file in, orders and row errors out, no store), so a
 bad file is fully reported before anything is touched; `import_orders` writes already-valid orders
-in one unit of work, so a crash or a store error leaves the store as it was.
+in one unit of work, so a crash or a store error leaves the store as it was. One pydantic model,
+`OrderRow`, is the file format: its aliases are the column names, its validators the reasons.
 """
 
 from __future__ import annotations
@@ -16,59 +17,24 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
-from pydantic import ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot.clock import SHANGHAI
 from bot.domain import Category, MerchantStatus, Order, PaymentChannel
 from bot.money import format_fen, parse_yuan
 from bot.phone import normalise_phone
 from bot.store import Store
-
-# The file format, in the order the demo CSV writes its columns.
-FIELDS: Final[tuple[str, ...]] = (
-    "order_id",
-    "phone",
-    "customer_name",
-    "product_name",
-    "category",
-    "list_price",
-    "cash_paid",
-    "coupon_amount",
-    "coupon_refundable",
-    "paid_at",
-    "service_start",
-    "service_end",
-    "activated_at",
-    "activation_exclusion_confirmed",
-    "used_days",
-    "payment_channel",
-    "seven_day_supported",
-    "merchant_status",
-)
-
-# Columns that may be left out (or left empty) because their default is the safe reading: no
-# coupon, not activated, no exclusion confirmed (so the exclusion does not hold), nothing used,
-# merchant reachable. `seven_day_supported` is deliberately required: either default would decide
-# refunds for the shop without anyone having said so.
-OPTIONAL_DEFAULTS: Final[Mapping[str, object]] = {
-    "coupon_amount": 0,
-    "coupon_refundable": False,
-    "activated_at": None,
-    "activation_exclusion_confirmed": False,
-    "used_days": 0,
-    "merchant_status": MerchantStatus.ACTIVE,
-}
-REQUIRED_FIELDS: Final[tuple[str, ...]] = tuple(f for f in FIELDS if f not in OPTIONAL_DEFAULTS)
-
-# File field -> Order attribute where they differ (the file speaks yuan, the model fen).
-_MODEL_NAME: Final[Mapping[str, str]] = {
-    "list_price": "list_price_fen",
-    "cash_paid": "cash_paid_fen",
-    "coupon_amount": "coupon_fen",
-}
-_FILE_NAME: Final[Mapping[str, str]] = {v: k for k, v in _MODEL_NAME.items()}
 
 # An amount parse_yuan would refuse only for its decimals: worth its own message.
 _TOO_PRECISE: Final = re.compile(r"[¥￥]?\s*\d+\.\d{3,}\s*元?")
@@ -212,16 +178,8 @@ def parse_json_text(text: str, source: str = "<json>") -> ParseResult:
         where = f"item [{index}]"
         if not isinstance(item, dict):
             errors.append(RowError(where, None, f"must be an object, found {_json_kind(item)}"))
-            continue
-        label = _id_of(item)
-        unknown = [key for key in item if key not in FIELDS]
-        if unknown:
-            errors.append(RowError(where, None, _unknown_text(unknown, "key"), label))
-        missing = [name for name in REQUIRED_FIELDS if name not in item]
-        errors.extend(RowError(where, name, "is missing (required)", label) for name in missing)
-        if unknown or missing:
-            continue
-        rows.append((where, item))
+        else:
+            rows.append((where, item))
     return _parse_rows(rows, errors)
 
 
@@ -246,11 +204,234 @@ def format_errors(errors: Sequence[RowError], limit: int = MAX_REPORTED_ERRORS) 
     return lines
 
 
+# --- fields: each parser turns one cell (CSV text or a JSON value) into a value or says why not ---
+
+
+def _text(raw: object) -> str:
+    if isinstance(raw, str):
+        return raw.strip()
+    raise ValueError(f"must be text, found {_json_kind(raw)}")
+
+
+def _order_id(raw: object) -> str:
+    # Shop systems often export numeric ids; JSON then has a number, which is still the same id.
+    value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else _text(raw)
+    if len(value) > 64:
+        raise ValueError(f"is {len(value)} characters long; at most 64 are allowed")
+    return value
+
+
+def _phone(raw: object) -> str:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)  # 13800138000 written as a JSON number
+    return normalise_phone(_text(raw))  # its ValueError already says why, for people
+
+
+def _number_text(raw: object) -> str:
+    # A JSON number as written ("19.99" stays 19.99; 'f' spells 1E+2 as 100), or the cell's text.
+    return format(raw, "f") if isinstance(raw, Decimal) else str(raw).strip()
+
+
+def _yuan(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | Decimal | str):
+        raise ValueError(f"must be an amount in yuan like 199.00, found {_json_kind(raw)}")
+    text = _number_text(raw)
+    if text.startswith("-"):
+        raise ValueError(f"must not be negative (got {text})")
+    if _TOO_PRECISE.fullmatch(text):
+        raise ValueError(
+            f"has more than 2 decimals (got {text}); amounts are exact to the fen (0.01)"
+        )
+    try:
+        return parse_yuan(text)
+    except ValueError:
+        raise ValueError(f"must be an amount in yuan like 199.00 or 0.29 (got {text!r})") from None
+
+
+def _whole_days(raw: object) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number of days, found true/false")
+    text = _number_text(raw)
+    if text.startswith("-"):
+        raise ValueError(f"must not be negative (got {text})")
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"must be a whole number of days like 30 (got {text!r})")
+    return int(text)
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    shown = raw.strip() if isinstance(raw, str) else raw
+    raise ValueError(f"must be true/false, yes/no, 1/0 or 是/否 (got {shown!r})")
+
+
+_Choice = TypeVar("_Choice", Category, PaymentChannel, MerchantStatus)
+
+
+def _choice(kind: type[_Choice]) -> Callable[[object], _Choice]:
+    allowed = ", ".join(member.value for member in kind)
+
+    def parse(raw: object) -> _Choice:
+        word = _text(raw)
+        try:
+            return kind(word.lower())
+        except ValueError:
+            raise ValueError(f"must be one of {allowed} (got {word!r})") from None
+
+    return parse
+
+
+def _moment(raw: object) -> datetime:
+    """A point in time: date and time of day, naive meaning Shanghai wall-clock time."""
+    # paid_at decides the seven-day window and duplicate detection: a bare date is too vague.
+    return _datetime(raw, date_alone=None)
+
+
+def _day_start(raw: object) -> datetime:
+    """A service boundary: a date alone means 00:00 Shanghai time that day."""
+    return _datetime(raw, date_alone=time(0))
+
+
+def _datetime(raw: object, date_alone: time | None) -> datetime:
+    text = _text(raw)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        if date_alone is None:
+            raise ValueError(f"needs a time of day as well, like {text} 14:30 (got {text!r})")
+        return datetime.combine(day, date_alone, tzinfo=SHANGHAI)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"must be a date and time like 2026-11-20 14:30 or 2026-11-20T14:30:00+08:00 "
+            f"(got {text!r})"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=SHANGHAI)  # the shop's exports are in China time
+    return moment.astimezone(SHANGHAI)
+
+
+def _cell(parse: Callable[[object], object]) -> PlainValidator:
+    """The whole validation of one field: an empty cell, then the field's own parser."""
+
+    def validate(raw: object) -> object:
+        if _is_empty(raw):
+            raise ValueError("is empty (required)")  # empty optional cells never get here
+        return parse(raw)
+
+    return PlainValidator(validate)
+
+
+def _is_empty(raw: object) -> bool:
+    return raw is None or (isinstance(raw, str) and not raw.strip())
+
+
+_Text = Annotated[str, _cell(_text)]
+_Yuan = Annotated[int, _cell(_yuan)]
+_Flag = Annotated[bool, _cell(_boolean)]
+_Moment = Annotated[datetime, _cell(_moment)]
+_DayStart = Annotated[datetime, _cell(_day_start)]
+
+
+class OrderRow(BaseModel):
+    """One row of the file. Field order is the order of checks and of a row's errors; aliases are
+    the file's names where the Order's differ (the file speaks yuan, the Order fen). A field with a
+    default may be left out or left empty, because its default is the safe reading: no coupon, not
+    activated, no exclusion confirmed (so it does not hold), nothing used, merchant reachable.
+    `seven_day_supported` is required on purpose: either default would decide refunds for the shop
+    without anyone having said so."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Annotated[str, _cell(_order_id)]
+    phone: Annotated[str, _cell(_phone)]
+    customer_name: _Text
+    product_name: _Text
+    category: Annotated[Category, _cell(_choice(Category))]
+    list_price_fen: _Yuan = Field(alias="list_price")
+    coupon_fen: _Yuan = Field(0, alias="coupon_amount")  # before cash_paid, whose check reads it
+    cash_paid_fen: _Yuan = Field(alias="cash_paid")
+    coupon_refundable: _Flag = False
+    paid_at: _Moment
+    service_start: _DayStart
+    service_end: _DayStart
+    activated_at: Annotated[datetime | None, _cell(_moment)] = None
+    activation_exclusion_confirmed: _Flag = False
+    used_days: Annotated[int, _cell(_whole_days)] = 0
+    payment_channel: Annotated[PaymentChannel, _cell(_choice(PaymentChannel))]
+    seven_day_supported: _Flag
+    merchant_status: Annotated[MerchantStatus, _cell(_choice(MerchantStatus))] = (
+        MerchantStatus.ACTIVE
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_takes_the_default(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        return {k: v for k, v in data.items() if not (k in _OPTIONAL and _is_empty(v))}
+
+    # The Order's consistency rules, each checked as soon as the fields it reads are valid, so a
+    # row reports them together with the other fields' problems, with the numbers behind them.
+    @field_validator("cash_paid_fen")
+    @classmethod
+    def _within_list_price(cls, cash: int, info: ValidationInfo) -> int:
+        price, coupon = info.data.get("list_price_fen"), info.data.get("coupon_fen")
+        if price is not None and coupon is not None and cash + coupon > price:
+            raise ValueError(
+                "cash_paid + coupon_amount must not exceed list_price "
+                f"({format_fen(cash)} + {format_fen(coupon)} > {format_fen(price)})"
+            )
+        return cash
+
+    @field_validator("service_end")
+    @classmethod
+    def _after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("service_start")
+        if start is not None and end <= start:
+            raise ValueError(
+                f"service_end must be after service_start ({_local(start)} → {_local(end)})"
+            )
+        return end
+
+    @field_validator("used_days")
+    @classmethod
+    def _within_period(cls, used: int, info: ValidationInfo) -> int:
+        start, end = info.data.get("service_start"), info.data.get("service_end")
+        if start is not None and end is not None and used > (end - start).days:
+            raise ValueError(
+                "used_days must not exceed the service period "
+                f"({used} days used, the service period has {(end - start).days})"
+            )
+        return used
+
+    def to_order(self) -> Order:
+        return Order(**self.model_dump())
+
+
+# The file format: column (or JSON key) names in the model's order, and those that must be there.
+FIELDS: Final[tuple[str, ...]] = tuple(
+    field.alias or name for name, field in OrderRow.model_fields.items()
+)
+REQUIRED_FIELDS: Final[tuple[str, ...]] = tuple(
+    field.alias or name for name, field in OrderRow.model_fields.items() if field.is_required()
+)
+_OPTIONAL: Final[frozenset[str]] = frozenset(FIELDS) - frozenset(REQUIRED_FIELDS)
+
+
 # --- rows -----------------------------------------------------------------------------------
-
-
-class _Bad(ValueError):
-    """A field value that cannot be used; the message is the operator-facing reason."""
 
 
 def _check_columns(columns: Sequence[str], where: str) -> list[RowError]:
@@ -303,12 +484,9 @@ def _parse_rows(
 
 
 def _id_of(row: Mapping[str, object]) -> str | None:
-    raw = row.get("order_id")
-    if _is_empty(raw):
-        return None
     try:
-        return _order_id(raw)
-    except _Bad:
+        return _order_id(row.get("order_id")) or None
+    except ValueError:
         return None
 
 
@@ -318,225 +496,26 @@ def _position(error: RowError) -> int:
 
 
 def _parse_row(where: str, row: Mapping[str, object]) -> tuple[Order | None, list[RowError]]:
-    label = _id_of(row)
-    values: dict[str, object] = {}
-    errors: list[RowError] = []
-    for name in FIELDS:
-        raw = row.get(name)
-        try:
-            if _is_empty(raw):
-                if name not in OPTIONAL_DEFAULTS:
-                    raise _Bad("is empty (required)")
-                values[name] = OPTIONAL_DEFAULTS[name]
-            else:
-                values[name] = _PARSERS[name](raw)
-        except _Bad as exc:
-            errors.append(RowError(where, name, str(exc), label))
-    if errors:
-        return None, errors
     try:
-        order = Order(**{_MODEL_NAME.get(name, name): value for name, value in values.items()})
+        valid = OrderRow.model_validate(row)
     except ValidationError as exc:
-        errors = [_model_error(where, e, label, values) for e in exc.errors(include_url=False)]
-        return None, errors
-    return order, []
-
-
-def _model_error(
-    where: str, error: Mapping[str, Any], label: str | None, values: Mapping[str, object]
-) -> RowError:
-    loc = error.get("loc") or ()
-    if loc:
-        name = str(loc[0])
-        return RowError(where, _FILE_NAME.get(name, name), _lower_first(error["msg"]), label)
-    # A cross-field check of Order; its message starts with the field it is about.
-    message = str((error.get("ctx") or {}).get("error", error["msg"]))
-    field = next((name for name in FIELDS if message.startswith(name)), None)
-    detail = _detail(field, values)
-    return RowError(where, field, f"{message} ({detail})" if detail else message, label)
-
-
-def _detail(field: str | None, values: Mapping[str, object]) -> str:
-    """The numbers behind a failed cross-field check, so the operator need not look them up."""
-    start, end = values.get("service_start"), values.get("service_end")
-    if field == "service_end" and isinstance(start, datetime) and isinstance(end, datetime):
-        return f"{_local(start)} → {_local(end)}"
-    if field == "cash_paid":
-        cash, coupon, price = (values.get(n) for n in ("cash_paid", "coupon_amount", "list_price"))
-        if isinstance(cash, int) and isinstance(coupon, int) and isinstance(price, int):
-            return f"{format_fen(cash)} + {format_fen(coupon)} > {format_fen(price)}"
-    if field == "used_days" and isinstance(start, datetime) and isinstance(end, datetime):
-        return f"{values.get('used_days')} days used, the service period has {(end - start).days}"
-    return ""
+        found = exc.errors(include_url=False)
+    else:
+        return valid.to_order(), []  # OrderRow checks all that Order does: this cannot fail
+    label = _id_of(row)
+    unknown = [str(e["loc"][0]) for e in found if e["type"] == "extra_forbidden"]
+    errors = [RowError(where, None, _unknown_text(unknown, "key"), label)] if unknown else []
+    for error in found:
+        if error["type"] == "missing":
+            errors.append(RowError(where, str(error["loc"][0]), "is missing (required)", label))
+        elif error["type"] != "extra_forbidden":
+            reason = str(error.get("ctx", {}).get("error", error["msg"]))
+            errors.append(RowError(where, str(error["loc"][0]), reason, label))
+    return None, errors
 
 
 def _local(moment: datetime) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]
-
-
-def _is_empty(raw: object) -> bool:
-    return raw is None or (isinstance(raw, str) and not raw.strip())
-
-
-# --- fields ---------------------------------------------------------------------------------
-
-
-def _text(raw: object) -> str:
-    if isinstance(raw, str):
-        return raw.strip()
-    raise _Bad(f"must be text, found {_json_kind(raw)}")
-
-
-def _order_id(raw: object) -> str:
-    # Shop systems often export numeric ids; JSON then has a number, which is still the same id.
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return str(raw)
-    value = _text(raw)
-    if len(value) > 64:
-        raise _Bad(f"is {len(value)} characters long; at most 64 are allowed")
-    return value
-
-
-def _phone(raw: object) -> str:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)  # 13800138000 written as a JSON number
-    try:
-        return normalise_phone(_text(raw))
-    except ValueError as exc:
-        raise _Bad(str(exc)) from None
-
-
-def _yuan(raw: object) -> int:
-    if isinstance(raw, bool):
-        raise _Bad("must be an amount in yuan like 199.00, found true/false")
-    if isinstance(raw, int):
-        text = str(raw)
-    elif isinstance(raw, Decimal):
-        # The JSON number as written ("19.99" stays 19.99); 'f' spells 1E+2 as 100.
-        text = format(raw, "f")
-    elif isinstance(raw, str):
-        text = raw.strip()
-    else:
-        raise _Bad(f"must be an amount in yuan like 199.00, found {_json_kind(raw)}")
-    if text.startswith("-"):
-        raise _Bad(f"must not be negative (got {text})")
-    if _TOO_PRECISE.fullmatch(text):
-        raise _Bad(f"has more than 2 decimals (got {text}); amounts are exact to the fen (0.01)")
-    try:
-        return parse_yuan(text)
-    except ValueError:
-        raise _Bad(f"must be an amount in yuan like 199.00 or 0.29 (got {text!r})") from None
-
-
-def _whole_days(raw: object) -> int:
-    if isinstance(raw, bool):
-        raise _Bad("must be a whole number of days, found true/false")
-    if isinstance(raw, int):
-        value = raw
-    elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
-        value = int(raw.strip())
-    elif isinstance(raw, str) and raw.strip().startswith("-"):
-        raise _Bad(f"must not be negative (got {raw.strip()})")
-    else:
-        shown = format(raw, "f") if isinstance(raw, Decimal) else raw
-        raise _Bad(f"must be a whole number of days like 30 (got {shown!r})")
-    if value < 0:
-        raise _Bad(f"must not be negative (got {value})")
-    return value
-
-
-def _boolean(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, int) and raw in (0, 1):
-        return bool(raw)
-    if isinstance(raw, str):
-        word = raw.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-    shown = raw.strip() if isinstance(raw, str) else raw
-    raise _Bad(f"must be true/false, yes/no, 1/0 or 是/否 (got {shown!r})")
-
-
-def _choice(
-    kind: type[Category] | type[PaymentChannel] | type[MerchantStatus],
-) -> Callable[[object], object]:
-    allowed = ", ".join(member.value for member in kind)
-
-    def parse(raw: object) -> object:
-        word = _text(raw)
-        try:
-            return kind(word.lower())
-        except ValueError:
-            raise _Bad(f"must be one of {allowed} (got {word!r})") from None
-
-    return parse
-
-
-def _moment(raw: object) -> datetime:
-    """A point in time: date and time of day, naive meaning Shanghai wall-clock time."""
-    text = _text(raw)
-    if _is_date_only(text):
-        # paid_at decides the seven-day window and duplicate detection: a bare date is too vague.
-        raise _Bad(f"needs a time of day as well, like {text} 14:30 (got {text!r})")
-    return _datetime(text)
-
-
-def _day_start(raw: object) -> datetime:
-    """A service boundary: a date alone means 00:00 Shanghai time that day."""
-    text = _text(raw)
-    if _is_date_only(text):
-        return datetime.combine(date.fromisoformat(text), time(0), tzinfo=SHANGHAI)
-    return _datetime(text)
-
-
-def _is_date_only(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _datetime(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Bad(
-            f"must be a date and time like 2026-11-20 14:30 or 2026-11-20T14:30:00+08:00 "
-            f"(got {text!r})"
-        ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=SHANGHAI)  # the shop's exports are in China time
-    return moment.astimezone(SHANGHAI)
-
-
-_PARSERS: Final[Mapping[str, Callable[[object], object]]] = {
-    "order_id": _order_id,
-    "phone": _phone,
-    "customer_name": _text,
-    "product_name": _text,
-    "category": _choice(Category),
-    "list_price": _yuan,
-    "cash_paid": _yuan,
-    "coupon_amount": _yuan,
-    "coupon_refundable": _boolean,
-    "paid_at": _moment,
-    "service_start": _day_start,
-    "service_end": _day_start,
-    "activated_at": _moment,
-    "activation_exclusion_confirmed": _boolean,
-    "used_days": _whole_days,
-    "payment_channel": _choice(PaymentChannel),
-    "seven_day_supported": _boolean,
-    "merchant_status": _choice(MerchantStatus),
-}
 
 
 def _no_constant(name: str) -> object:

@@ -25,6 +25,7 @@ from bot.orders_import import (
     REQUIRED_FIELDS,
     ImportFileError,
     ImportSummary,
+    OrderRow,
     ParseResult,
     RowError,
     format_errors,
@@ -389,6 +390,113 @@ def test_order_consistency_errors_are_row_errors(
     assert result.orders == ()
     assert [(e.where, e.field) for e in result.errors] == [("line 2", field)]
     assert result.errors[0].reason == fragment
+
+
+PRICE_TOO_HIGH = "cash_paid + coupon_amount must not exceed list_price (¥95.00 + ¥10.00 > ¥100.00)"
+ENDS_BEFORE_START = "service_end must be after service_start (2027-11-22 00:00 → 2026-11-22 00:00)"
+
+
+def test_consistency_and_field_problems_are_reported_in_one_run() -> None:
+    rows = [
+        good_row(order_id="A", phone="x", list_price="100", cash_paid="95", coupon_amount="10"),
+        good_row(order_id="B", used_days="x"),
+        good_row(
+            order_id="C", category="music", service_start="2027-11-22", service_end="2026-11-22"
+        ),
+        good_row(order_id="D", list_price="100", cash_paid="95", coupon_amount="10"),
+    ]
+    result = parse_csv_text(csv_text(rows))
+    assert result.orders == ()
+    assert [(e.where, e.field) for e in result.errors] == [
+        ("line 2", "phone"),
+        ("line 2", "cash_paid"),
+        ("line 3", "used_days"),
+        ("line 4", "category"),
+        ("line 4", "service_end"),
+        ("line 5", "cash_paid"),
+    ]
+    reasons = {(e.where, e.field): e.reason for e in result.errors}
+    assert reasons["line 2", "cash_paid"] == PRICE_TOO_HIGH
+    assert reasons["line 4", "service_end"] == ENDS_BEFORE_START
+
+
+def test_two_consistency_problems_of_one_row_are_both_reported() -> None:
+    result = parse_one(
+        list_price="100",
+        cash_paid="95",
+        coupon_amount="10",
+        service_start="2027-11-22",
+        service_end="2026-11-22",
+    )
+    assert [(e.field, e.reason) for e in result.errors] == [
+        ("cash_paid", PRICE_TOO_HIGH),
+        ("service_end", ENDS_BEFORE_START),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "bad_field"),
+    [
+        ({"list_price": "abc", "cash_paid": "500"}, "list_price"),
+        ({"coupon_amount": "x", "cash_paid": "500"}, "coupon_amount"),
+        ({"service_start": "tomorrow", "service_end": "2020-01-01"}, "service_start"),
+        ({"service_start": "tomorrow", "used_days": "9999"}, "service_start"),
+        ({"service_end": "2027-13-01", "used_days": "9999"}, "service_end"),
+    ],
+)
+def test_a_consistency_rule_waits_for_the_fields_it_reads(
+    changes: dict[str, str], bad_field: str
+) -> None:
+    """A rule reading a bad field would only guess; the bad field's own message says it all."""
+    result = parse_one(**changes)
+    assert [e.field for e in result.errors] == [bad_field]
+
+
+def test_json_item_with_every_kind_of_problem_reports_them_all() -> None:
+    item = json_row(order_id="A", remark="x", list_price=100, cash_paid=95, coupon_amount=10)
+    del item["phone"]
+    item["used_days"] = "x"
+    result = parse_json_text(json.dumps([item]))
+    assert messages(result)[0].startswith("item [0] (order A): unknown key 'remark' (allowed: ")
+    assert messages(result)[1:] == [
+        "item [0] (order A), phone: is missing (required)",
+        f"item [0] (order A), cash_paid: {PRICE_TOO_HIGH}",
+        "item [0] (order A), used_days: must be a whole number of days like 30 (got 'x')",
+    ]
+
+
+def test_a_numeric_order_id_is_held_to_the_same_length() -> None:
+    result = parse_json_text(json.dumps([json_row(order_id=10**70)]))
+    assert [(e.field, e.reason) for e in result.errors] == [
+        ("order_id", "is 71 characters long; at most 64 are allowed")
+    ]
+
+
+_json_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**64),  # 65 digits and more: too long for an id
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=80),
+    st.sampled_from(["2026-11-22", "2026-11-22 10:00", "-1", "0", "1e2", "是", "wechat"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(changes=st.dictionaries(st.sampled_from(FIELDS), _json_values, min_size=1, max_size=2))
+def test_any_json_item_is_an_order_or_row_errors_never_a_crash(changes: dict[str, Any]) -> None:
+    """Whatever passes OrderRow becomes an Order: nothing gets past the row to fail later."""
+    result = parse_json_text(json.dumps([json_row(**changes)]))
+    assert len(result.orders) + len(result.errors) >= 1
+    assert all(e.where == "item [0]" for e in result.errors)
+    assert not (result.orders and result.errors)
+
+
+def test_the_row_model_fills_every_field_of_an_order() -> None:
+    assert set(OrderRow.model_fields) == set(Order.model_fields)
+    assert set(FIELDS) >= set(REQUIRED_FIELDS)
+    assert "list_price" in FIELDS and "list_price_fen" not in FIELDS  # the file speaks yuan
 
 
 def test_line_numbers_are_physical_lines_of_the_file() -> None:
