@@ -579,12 +579,18 @@ class FakeTelegram(BaseRequest):
         """The parameters of every call of `method`, oldest first."""
         return [c.params for c in self.calls if c.method == method]
 
-    def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
-        """sendMessage calls (to one chat), oldest first."""
-        return [p for p in self.of("sendMessage") if chat_id is None or p["chat_id"] == chat_id]
+    def sent(self, chat_id: int | None = None, thread: int | None = None) -> list[dict[str, Any]]:
+        """sendMessage calls (to one chat, into one forum topic), oldest first."""
+        return [
+            p
+            for p in self.of("sendMessage")
+            if (chat_id is None or p["chat_id"] == chat_id)
+            and (thread is None or p.get("message_thread_id") == thread)
+        ]
 
-    def texts(self, chat_id: int | None = None) -> list[str]:
-        return [str(p["text"]) for p in self.sent(chat_id)]
+    def texts(self, chat_id: int | None = None, thread: int | None = None) -> list[str]:
+        """The texts of those sendMessage calls."""
+        return [str(p["text"]) for p in self.sent(chat_id, thread)]
 
     def to(self, chat_id: int, *methods: str) -> list[dict[str, Any]]:
         """Calls sending something to a chat (by default every kind of message), oldest first."""

@@ -11,7 +11,8 @@ import pytest
 from bot.cli import main
 from bot.config import Secrets
 from bot.telegram import run
-from tests.telegram.offline import ALICE, FakeTelegram, Updates, telegram_config
+from bot.testing import FakeTelegram, Updates
+from tests.telegram.support import ALICE, telegram_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -57,7 +58,7 @@ def raise_system_exit() -> None:
 def test_polling_run_answers_an_update_and_stops_cleanly(tmp_path: Path) -> None:
     """run_polling for real: deleteWebhook, commands, getUpdates, a reply; SIGTERM-like stop."""
     tg = FakeTelegram()
-    tg.updates = [[Updates().command(ALICE, "start")]]
+    tg.incoming = [[Updates().command(ALICE, "start")]]
 
     stopping: list[bool] = []
 

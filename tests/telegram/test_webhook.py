@@ -15,7 +15,8 @@ import httpx
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
-from tests.telegram.offline import ALICE, WAIT, FakeTelegram, Harness, telegram_config
+from bot.testing import WAIT, FakeTelegram
+from tests.telegram.support import ALICE, ShopHarness, telegram_config
 
 SECRET = "s3cret-Token_for-tests"
 JSON = {"Content-Type": "application/json"}
@@ -32,7 +33,7 @@ def free_port() -> int:
 class Webhook:
     """A bot running PTB's webhook server on loopback, and a client posting to it."""
 
-    def __init__(self, harness: Harness, url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, harness: ShopHarness, url: str, client: httpx.AsyncClient) -> None:
         self.harness = harness
         self.url = url
         self.client = client
@@ -60,7 +61,7 @@ async def webhook(tmp_path: Path, clock: FixedClock, tg: FakeTelegram) -> AsyncI
             },
         },
     )
-    harness = Harness(config, clock, tg)
+    harness = ShopHarness(config, clock, tg)
     await harness.start()
     app = harness.application
     await app.updater.start_webhook(**webhook_options(config, SECRET))
