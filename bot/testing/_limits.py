@@ -66,8 +66,8 @@ def _caption_refusal(params: dict[str, Any]) -> str | None:
 def _other_refusal(method: str, params: dict[str, Any]) -> str | None:
     if method == "answerCallbackQuery" and len(str(params.get("text") or "")) > ANSWER_LIMIT:
         return "Bad Request: MESSAGE_TOO_LONG"
-    topic_name = str(params.get("name", "-")) if method.endswith("ForumTopic") else "-"
-    if not 1 <= len(topic_name) <= TOPIC_NAME_LIMIT:
+    name = params.get("name") if method in ("createForumTopic", "editForumTopic") else None
+    if name is not None and not 1 <= len(str(name)) <= TOPIC_NAME_LIMIT:
         return "Bad Request: TOPIC_NAME_INVALID"
     return keyboard_refusal(params.get("reply_markup"))
 

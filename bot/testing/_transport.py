@@ -442,9 +442,7 @@ class FakeTelegram(BaseRequest):
             chat_id = int(params["chat_id"])
             return [{"message_id": self.new_message_id(chat_id)} for _ in params["message_ids"]]
         if name == "sendMediaGroup":
-            return [
-                self._message({**params, "media": None, **self._item(m)}) for m in params["media"]
-            ]
+            return [self._message({**params, **self._item(m)}) for m in params["media"]]
         return self._other_result(name, params)
 
     @staticmethod
