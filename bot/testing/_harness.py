@@ -95,8 +95,9 @@ class Harness:
             self.app = None
 
     async def restart(self) -> None:
+        """A process restart: a new App and Application on the same store, no orders imported."""
         await self.stop()
-        await self.start()
+        await self.start(())
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error
