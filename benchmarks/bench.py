@@ -4,7 +4,7 @@
 N customers each do the whole apply flow (/start, share contact, "Request a refund", the order,
 the reason and sub-reason, continue, one evidence photo, done, full amount, submit, /status: 12
 updates) as raw Bot API update JSON through python-telegram-bot's `Application.process_update`,
-over the fake Bot API transport of the tests (tests/telegram/offline.py), with the engine
+over the fake Bot API transport of bot.testing, with the engine
 committing every turn to a SQLite file (WAL). The customers go step by step together (everyone's
 first update, then everyone's second...), so N conversations are in progress at once. The
 production rate limiter stays in, with its throttling off: Telegram's own 30 messages/s per bot
@@ -78,8 +78,9 @@ from bot.orders_import import import_orders
 from bot.rules import assess
 from bot.store.sqlite import SqliteStore
 from bot.telegram import _outbox as outbox_module
+from bot.testing import TOKEN, FakeTelegram, Harness, Updates, User
 from tests.factories import at, make_order
-from tests.telegram.offline import NOW, TOKEN, FakeTelegram, Harness, Updates, User, telegram_config
+from tests.telegram.support import NOW, telegram_config
 
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, int]]
 TARGETS = {
@@ -133,7 +134,7 @@ def order_of(n: int) -> Order:
 
 
 def user_of(n: int) -> User:
-    return User(FIRST_USER + n, first_name=f"客户{n}")
+    return User(FIRST_USER + n, first_name=f"客户{n}", language_code="en")
 
 
 class Client:
@@ -142,7 +143,7 @@ class Client:
     def __init__(self, tg: FakeTelegram, fixed_presses: bool) -> None:
         self.tg = tg
         self.fixed = fixed_presses  # the baselines' buttons carry their label as callback data
-        self.updates = Updates(first_id=FIRST_UPDATE)
+        self.updates = Updates(NOW, first_id=FIRST_UPDATE)
 
     def update(self, user: User, n: int, kind: str, arg: str) -> dict[str, Any]:
         up = self.updates
@@ -210,7 +211,7 @@ class Ours:
 
     def __init__(self, folder: Path, *, keep_calls: bool = False) -> None:
         self.config = telegram_config(folder)
-        self.tg = FakeTelegram(keep_calls=keep_calls)
+        self.tg = FakeTelegram(record=keep_calls)
         # Telegram's own limit (30 messages/s for a bot) is not the bot's cost: the production rate
         # limiter with its throttling off, its 429 retries on
         limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
@@ -222,7 +223,7 @@ class Ours:
             with SqliteStore.open(self.config.store.path):
                 pass  # created and migrated
             seed_database(self.config.store.path, *seed)
-        await self.harness.start(import_orders_too=False)
+        await self.harness.start()
         import_orders(self.harness.engine_app.store, [order_of(n) for n in customers])
         return self
 
@@ -453,7 +454,7 @@ def baseline_application(
 
 async def measure_baseline(n: int, pickle: bool) -> Run:
     with tempfile.TemporaryDirectory(prefix="bench-ptb-") as folder:
-        tg = FakeTelegram(keep_calls=False)
+        tg = FakeTelegram(record=False)
         persistence = (
             PicklePersistence(Path(folder) / "bot.pickle", single_file=True, on_flush=False)
             if pickle

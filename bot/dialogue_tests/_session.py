@@ -11,10 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-from telegram.ext import AIORateLimiter, ContextTypes
+from telegram.ext import AIORateLimiter
 
-from bot.app import DEMO_ORDERS, App, build_app
+from bot.app import DEMO_ORDERS
 from bot.clock import FixedClock, to_local
 from bot.config import Config, ConfigError, deep_merge, load_config
 from bot.dialogue_tests._coverage import Coverage
@@ -30,7 +29,6 @@ from bot.dialogue_tests._script import (
     Step,
     parse_advance,
 )
-from bot.dialogue_tests.offline import FakeTelegram, Place, TgUser, Updates, chat_of, labels
 from bot.domain import Order, Ticket
 from bot.orders_import import (
     ImportFileError,
@@ -39,10 +37,9 @@ from bot.orders_import import (
     parse_json_text,
     parse_orders,
 )
-from bot.orders_import import import_orders as store_orders
 from bot.store import Identity
-from bot.store.sqlite import SqliteStore
-from bot.telegram import IncomingLimit, TelegramBot, build_bot, conversation_key
+from bot.telegram import IncomingLimit, TelegramBot, conversation_key
+from bot.testing import FakeTelegram, Harness, Shown, Updates, User, chat_of, labels
 
 TOKEN = "123456:DIALOGUE-test"
 # Every script runs with an agent desk configured, as production does; a script may override it.
@@ -50,7 +47,7 @@ RUNNER_CONFIG: dict[str, Any] = {
     "agent_desk": {"chat_id": -1001000000001, "agent_ids": [9001]},
 }
 AGENT_NAME = "客服小林"
-OTHER_USER = TgUser(2002, "李四")  # whose contact "someone else's contact" shares
+OTHER_USER = User(2002, "李四")  # whose contact "someone else's contact" shares
 # A person takes a few seconds per action: the per-customer flood limit (which reads a monotonic
 # clock) sees that pace instead of the microseconds a script really takes.
 PACE_SECONDS = 5.0
@@ -119,88 +116,30 @@ def script_config(script: Script, path: Path, base: Path, workdir: Path) -> Conf
 # -- one session: the bot as it runs, restartable --------------------------------------------
 
 
-class Session:
-    """One script's bot: App + PTB Application over the fake transport; `restart` builds new
-    ones on the same SQLite file, as a process restart would."""
+class Session(Harness):
+    """One script's bot: the test harness's App + PTB Application over the fake transport;
+    `restart` builds new ones on the same SQLite file, as a process restart would."""
 
     def __init__(self, script: Script, config: Config, coverage: Coverage) -> None:
+        # the production limiter with Telegram's flood limits off: a dialogue test is not about
+        # pacing sends, and the group limit (20 a minute) would stall desk scripts
+        limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
+        clock = FixedClock(script.given.now)
+        super().__init__(config, clock, FakeTelegram(clock.now), rate_limiter=limiter, token=TOKEN)
         self.script = script
-        self.config = config
         self.coverage = coverage
-        self.clock = FixedClock(script.given.now)
-        self.tg = FakeTelegram(self.clock.now)
-        self.updates = Updates(self.clock.now)
         given = script.given
-        self.customer = TgUser(given.customer.id, given.customer.first_name, given.language)
-        self.app: App | None = None
-        self.bot: TelegramBot | None = None
-        self.errors: list[str] = []
+        self.customer = User(given.customer.id, given.customer.first_name, given.language)
         self._pace = 0.0
         self._albums = 0
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    async def start(self, orders: list[Order] | None = None) -> None:
-        store = SqliteStore.open(self.config.store.path, clock=self.clock)
-        self.app = build_app(self.config, clock=self.clock, store=store)
-        if orders:
-            store_orders(self.app.store, orders)
-        self.coverage.attach(self.app.engine)
-        self.bot = build_bot(
-            self.app,
-            TOKEN,
-            request=self.tg,
-            get_updates_request=FakeTelegram(self.clock.now),
-            # the production limiter with Telegram's flood limits off: a dialogue test is not
-            # about pacing sends, and the group limit (20 a minute) would stall desk scripts
-            rate_limiter=AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3),
-        )
-        self.bot.adapter.limit = IncomingLimit(
+    def prepare(self, bot: TelegramBot) -> None:
+        self.coverage.attach(self.engine_app.engine)
+        bot.adapter.limit = IncomingLimit(
             self.config.telegram.incoming_rate_limit, lambda: self._pace
         )
-        application = self.bot.application
-        application.add_error_handler(self._on_error)
-        await application.initialize()
-        if application.post_init is not None:
-            await application.post_init(application)
-
-    async def stop(self) -> None:
-        """What run_polling does after a stop signal: post_stop (albums), then shutdown."""
-        if self.bot is not None:
-            application = self.bot.application
-            if application.post_stop is not None:
-                await application.post_stop(application)
-            await application.shutdown()
-            self.bot = None
-        if self.app is not None:
-            self.app.close()
-            self.app = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        error = context.error
-        self.errors.append(f"{type(error).__name__}: {error}")
-
-    @property
-    def application(self) -> Any:
-        assert self.bot is not None
-        return self.bot.application
-
-    @property
-    def engine_app(self) -> App:
-        assert self.app is not None
-        return self.app
 
     # -- doing a step -----------------------------------------------------------------------
-
-    async def process(self, data: dict[str, Any]) -> None:
-        """One raw update through PTB: Update.de_json -> Application.process_update."""
-        self.tg.remember_incoming(data)
-        update = Update.de_json(data, self.application.bot)
-        await asyncio.wait_for(self.application.process_update(update), SETTLE_SECONDS)
 
     async def customer_update(self, data: dict[str, Any]) -> None:
         self._pace += PACE_SECONDS
@@ -209,18 +148,16 @@ class Session:
     async def perform(self, step: Step) -> None:
         user, up = self.customer, self.updates
         if step.send is not None:
-            await self.customer_update(up.text(user, step.send))
+            await self.customer_update(typed(up, user, step.send))
         elif step.press is not None:
-            await self.press(step.press)
+            await self.press_button(step.press)
         elif step.contact is not None:
-            await self.customer_update(up.message(user, **self._contact(step.contact)))
+            await self.customer_update(self._contact(step.contact))
         elif step.photo is not None:
             p = step.photo
-            await self.customer_update(
-                up.message(user, **up.photo_fields(p.name, p.size, p.caption))
-            )
+            await self.customer_update(up.photo(user, p.name, p.size, caption=p.caption))
         elif step.document is not None:
-            await self.customer_update(up.message(user, **self._document(step.document)))
+            await self.customer_update(self._document(step.document))
         elif step.album is not None:
             await self.album(step.album)
         elif step.forward is not None:
@@ -233,7 +170,7 @@ class Session:
             await self.restart()
         await self.settle()
 
-    def _contact(self, contact: Contact) -> dict[str, Any]:
+    def _contact(self, contact: Contact, **fields: Any) -> dict[str, Any]:
         """The contact card: whose Telegram account it is decides whether it links."""
         owner = contact.owner
         owners: dict[str, int | None] = {
@@ -243,28 +180,31 @@ class Session:
         }
         owner_id = owners[owner] if isinstance(owner, str) else owner
         phone = contact.phone or self.script.given.customer.phone
-        return Updates.contact_fields(phone, owner_id, contact.first_name)
+        return self.updates.contact(
+            self.customer, phone, owner=owner_id, first_name=contact.first_name, **fields
+        )
 
-    @staticmethod
-    def _document(doc: Document) -> dict[str, Any]:
+    def _document(self, doc: Document, album: str | None = None) -> dict[str, Any]:
         file_id = doc.id or f"doc-{doc.name}"
-        return Updates.document_fields(file_id, doc.name, doc.mime, doc.size, doc.caption)
+        return self.updates.document(
+            self.customer, file_id, doc.name, doc.mime, doc.size, caption=doc.caption, album=album
+        )
 
     async def album(self, parts: list[AlbumPart]) -> None:
         self._albums += 1
         group = f"album-{self._albums}"
         for part in parts:
             if part.photo is not None:
-                fields = Updates.photo_fields(part.photo.name, part.photo.size, part.photo.caption)
+                photo = part.photo
+                data = self.updates.photo(
+                    self.customer, photo.name, photo.size, caption=photo.caption, album=group
+                )
             else:
                 assert part.document is not None  # AlbumPart holds exactly one of them
-                fields = self._document(part.document)
-            await self.customer_update(
-                self.updates.message(self.customer, media_group_id=group, **fields)
-            )
+                data = self._document(part.document, album=group)
+            await self.customer_update(data)
         # the adapter waits album_wait_seconds after the last part; the script does not wait
-        assert self.bot is not None
-        await asyncio.wait_for(self.bot.adapter.flush_albums(self.application.bot), SETTLE_SECONDS)
+        await self.flush_albums()
 
     async def forward(self, step: Step) -> None:
         assert step.forward is not None
@@ -273,17 +213,15 @@ class Session:
             data = self.updates.forwarded(self.customer, original, text=step.forward.text)
         else:
             assert step.forward.contact is not None
-            data = self.updates.forwarded(
-                self.customer, original, **self._contact(step.forward.contact)
-            )
+            data = self._contact(step.forward.contact, forward_origin=self.updates.origin(original))
         await self.customer_update(data)
 
-    async def press(self, press: Press) -> None:
+    async def press_button(self, press: Press) -> None:
         user, chat = self.customer, self.customer.id
         current = self.tg.with_buttons(chat)
         latest = current[0] if current else None
         if press.data is not None:  # forged: data the bot never sent, on the latest message
-            await self.customer_update(self.updates.press(user, press.data, latest))
+            await self.customer_update(on(self.updates, user, press.data, latest))
             return
         assert press.label is not None
         if press.stale:
@@ -293,7 +231,7 @@ class Session:
                 i = pick([label for label, _ in shown.sent_buttons], press.label)
                 if i is not None:
                     data = shown.sent_buttons[i][1]
-                    await self.customer_update(self.updates.press(user, data, shown))
+                    await self.customer_update(on(self.updates, user, data, shown))
                     return
             raise StepError(f"no earlier message showed a button 「{press.label}」")
         if latest is None:
@@ -301,7 +239,7 @@ class Session:
         inline = [label for label, _ in latest.buttons]
         i = pick(inline, press.label)
         if i is not None:
-            await self.customer_update(self.updates.press(user, latest.buttons[i][1], latest))
+            await self.customer_update(on(self.updates, user, latest.buttons[i][1], latest))
             return
         keyboard = [label for label, _ in latest.reply_keyboard]
         j = pick(keyboard, press.label)
@@ -315,10 +253,10 @@ class Session:
         latest.reply_keyboard = []  # a one-time keyboard hides once used
         if wants_contact:  # Telegram sends the customer's own contact
             phone = self.script.given.customer.phone
-            fields = Updates.contact_fields(phone, user.id, user.first_name)
-            await self.customer_update(self.updates.message(user, **fields))
+            own = self.updates.contact(user, phone, first_name=user.first_name)
+            await self.customer_update(own)
         else:  # a reply button sends its label as a message
-            await self.customer_update(self.updates.text(user, label))
+            await self.customer_update(typed(self.updates, user, label))
 
     async def advance(self, text: str) -> None:
         """Move the clock, then run every repeating job once, as it would have fired."""
@@ -331,8 +269,7 @@ class Session:
         else:
             self.clock.advance(amount)
         self._pace += (self.clock.now() - before).total_seconds()
-        for job in self.application.job_queue.jobs():
-            await job.run(self.application)
+        await self.run_jobs()
 
     # -- the agent desk ---------------------------------------------------------------------
 
@@ -361,10 +298,10 @@ class Session:
         ids = self.config.agent_desk.agent_ids
         if agent.as_ is None and not ids:
             raise StepError("no agent: agent_desk.agent_ids is empty (give `as:`)")
-        actor = TgUser(agent.as_ if agent.as_ is not None else ids[0], AGENT_NAME, "zh-hans")
+        actor = User(agent.as_ if agent.as_ is not None else ids[0], AGENT_NAME, "zh-hans")
         if agent.send is not None:
-            place = Place(chat_of(desk), self.topic(agent.topic))
-            await self.process(self.updates.text(actor, agent.send, place))
+            thread = self.topic(agent.topic)
+            await self.process(typed(self.updates, actor, agent.send, chat_of(desk), thread))
             return
         assert agent.press is not None
         thread = self.topic(agent.topic) if agent.topic is not None else None
@@ -378,8 +315,8 @@ class Session:
                 f"no button 「{agent.press}」 on the latest desk message with buttons; "
                 f"it shows {[label for label, _ in latest.buttons]}"
             )
-        place = Place(chat_of(desk), latest.thread_id)
-        await self.process(self.updates.press(actor, latest.buttons[i][1], latest, place))
+        data = latest.buttons[i][1]
+        await self.process(on(self.updates, actor, data, latest, chat_of(desk), latest.thread_id))
 
     # -- after a step -----------------------------------------------------------------------
 
@@ -387,8 +324,7 @@ class Session:
         """Let background work of the step finish, then run the outbox job once: messages the
         desk or a job wrote reach Telegram as they would within outbox_interval_seconds."""
         await self._drain()
-        for job in self.application.job_queue.get_jobs_by_name("outbox"):
-            await job.run(self.application)
+        await self.run_jobs("outbox")
         await self._drain()
 
     @staticmethod
@@ -401,7 +337,10 @@ class Session:
     def observe(self, mark: int, logs: list[logging.LogRecord], errors: list[str]) -> Observation:
         seen = Observation()
         desk = self.config.agent_desk.chat_id
-        for call in self.tg.since(mark):
+        for call in self.tg.calls[mark:]:
+            if call.error is not None:  # Telegram refused it: the chat shows nothing of it
+                seen.errors.append(f"Telegram refused {call.method}: {call.error}")
+                continue
             params = call.params
             if call.method == "answerCallbackQuery":
                 seen.answers.append(str(params.get("text") or ""))
@@ -425,12 +364,12 @@ class Session:
                 _describe(record)
             )
         seen.errors.extend(errors)
-        seen.state = self.state() or "—"
+        seen.state = self.customer_state() or "—"
         return seen
 
     # -- reading the store ------------------------------------------------------------------
 
-    def state(self) -> str | None:
+    def customer_state(self) -> str | None:
         if self.app is None:
             return None
         conv = self.app.engine.conversation(conversation_key(self.customer.id))
@@ -445,6 +384,33 @@ class Session:
     def evidence_count(self, ticket_no: str) -> int:
         with self.engine_app.store.unit_of_work() as uow:
             return len(uow.evidence_of(ticket_no))
+
+
+def typed(
+    up: Updates,
+    user: User,
+    text: str,
+    chat: dict[str, Any] | None = None,
+    thread: int | None = None,
+) -> dict[str, Any]:
+    """What a client sends for typed text: a "/…" text is a command (with its entity)."""
+    if text.startswith("/"):
+        return up.command(user, text, chat, thread=thread)
+    return up.text(user, text, chat, thread=thread)
+
+
+def on(
+    up: Updates,
+    user: User,
+    data: str,
+    shown: Shown | None,
+    chat: dict[str, Any] | None = None,
+    thread: int | None = None,
+) -> dict[str, Any]:
+    """A press of a button with `data` on the message `shown` (None: a made-up message 1)."""
+    if shown is None:
+        return up.press(user, data, chat=chat, thread=thread)
+    return up.press(user, data, shown.message_id, chat=chat, thread=thread, text=shown.text)
 
 
 def pick(options: list[str], wanted: str) -> int | None:

@@ -9,11 +9,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from telegram.error import BadRequest
 
 from bot.app import load_dialogue
 from bot.cli import main
-from bot.dialogue_tests import Coverage, report, run_dialogues, run_script_sync
-from bot.dialogue_tests._script import parse_advance, parse_money, parse_now, parse_size
+from bot.dialogue_tests import Coverage, Session, report, run_dialogues, run_script_sync
+from bot.dialogue_tests._script import (
+    parse_advance,
+    parse_money,
+    parse_now,
+    parse_script,
+    parse_size,
+)
+from bot.dialogue_tests._session import script_config
 from tests.dialogues.corpus import CONFIG
 
 
@@ -281,3 +289,22 @@ def test_the_cli_exit_codes_and_report(tmp_path: Path) -> None:
     assert run_dialogues([tmp_path / "missing"], CONFIG, out=io.StringIO()) == 2
     assert main(["--config", str(CONFIG), "dialogues", str(good)]) == 0
     assert main(["--config", str(CONFIG), "dialogues", str(bad)]) == 1
+
+
+async def test_a_reply_telegram_would_refuse_is_an_error_of_the_step(tmp_path: Path) -> None:
+    """The runner's Telegram is bot.testing's fake: what it refuses fails the step."""
+    path = tmp_path / "script.yaml"
+    script = parse_script(
+        {"given": {"now": "2026-11-24 10:00"}, "steps": [{"send": "/start"}]}, path
+    )
+    session = Session(script, script_config(script, path, CONFIG, tmp_path), Coverage())
+    await session.start()
+    try:
+        await session.application.bot.send_message(session.customer.id, "好" * 4096)
+        with pytest.raises(BadRequest):
+            await session.application.bot.send_message(session.customer.id, "好" * 4097)
+        seen = session.observe(0, [], [])
+    finally:
+        await session.stop()
+    assert seen.replies[-1].text == "好" * 4096
+    assert seen.errors == ["Telegram refused sendMessage: Bad Request: message is too long"]

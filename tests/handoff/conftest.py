@@ -1,5 +1,5 @@
-"""Fixtures of the agent desk tests: the Telegram tests' clock and harness, over the desk's fake
-transport and config (tests/handoff/desk.py)."""
+"""Fixtures of the agent desk tests: the Telegram tests' clock, fake Bot API and harness, with
+the desk's config (tests/handoff/desk.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config
-from tests.handoff.desk import Agents, DeskTelegram, desk_config
-from tests.telegram.conftest import clock, harness
-from tests.telegram.offline import Harness
+from bot.testing import FakeTelegram
+from tests.handoff.desk import Agents, desk_config
+from tests.telegram.conftest import clock, harness, tg
+from tests.telegram.support import ShopHarness
 
-__all__ = ["clock", "harness"]  # the harness takes `tg` and `config` from here
-
-
-@pytest.fixture
-def tg() -> DeskTelegram:
-    return DeskTelegram()
+__all__ = ["clock", "harness", "tg"]  # the harness takes `config` from here
 
 
 @pytest.fixture
@@ -26,5 +22,5 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-def agents(harness: Harness, tg: DeskTelegram) -> Agents:
+def agents(harness: ShopHarness, tg: FakeTelegram) -> Agents:
     return Agents(harness, tg)

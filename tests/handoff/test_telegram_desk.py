@@ -10,6 +10,7 @@ from bot.config import Config
 from bot.domain import RefundState, TicketStatus
 from bot.store import ConversationKey
 from bot.telegram import TelegramDesk, conversation_key
+from bot.testing import Failure, FakeTelegram, Updates
 from tests.factories import at
 from tests.handoff.desk import (
     AGENT1,
@@ -21,7 +22,6 @@ from tests.handoff.desk import (
     PLAIN_GROUP,
     STRANGER,
     Agents,
-    DeskTelegram,
     case_of,
     events,
     file_ticket,
@@ -29,12 +29,12 @@ from tests.handoff.desk import (
     ticket,
 )
 from tests.handoff.test_desk_service import file_more
-from tests.telegram.offline import ALICE, Failure, Harness, Updates, inline_buttons
+from tests.telegram.support import ALICE, ShopHarness, buttons
 
 NO = "T20261124-0001"  # the first ticket of the day
 
 
-async def hand_off(h: Harness) -> int:
+async def hand_off(h: ShopHarness) -> int:
     """The customer asks for a person (/agent) about their ticket: the case's topic id."""
     await h.process(h.updates.command(ALICE, "agent"))
     assert h.state(ALICE) == "handoff.with_agent"
@@ -42,30 +42,30 @@ async def hand_off(h: Harness) -> int:
 
 
 @pytest.fixture
-async def thread(harness: Harness) -> int:
+async def thread(harness: ShopHarness) -> int:
     """The customer filed a ticket and asked for a person about it: the topic of its case."""
     await file_ticket(harness)
     return await hand_off(harness)
 
 
-def case_thread(h: Harness) -> int:
+def case_thread(h: ShopHarness) -> int:
     thread = case_of(h, NO).thread_id
     assert thread is not None
     return thread
 
 
-def card(tg: DeskTelegram, thread: int | None) -> dict[str, object]:
+def card(tg: FakeTelegram, thread: int | None) -> dict[str, object]:
     """The newest case card (the desk message with buttons) in a topic, or in the group."""
     cards = [
         p
         for p in tg.to(GROUP_ID, "sendMessage")
-        if p.get("message_thread_id") == thread and inline_buttons(p)
+        if p.get("message_thread_id") == thread and buttons(p)
     ]
-    assert cards, tg.desk_texts()
+    assert cards, tg.texts(GROUP_ID)
     return cards[-1]
 
 
-def customer_texts(tg: DeskTelegram) -> list[str]:
+def customer_texts(tg: FakeTelegram) -> list[str]:
     return tg.texts(ALICE.id)
 
 
@@ -73,7 +73,7 @@ def customer_texts(tg: DeskTelegram) -> list[str]:
 
 
 async def test_a_handoff_opens_a_topic_with_the_case_card_and_the_evidence(
-    harness: Harness, tg: DeskTelegram, thread: int
+    harness: ShopHarness, tg: FakeTelegram, thread: int
 ) -> None:
     assert [t["name"] for t in tg.topics] == [f"{NO} · 张三 · 星河视频年卡"]
     assert tg.topics[0]["message_thread_id"] == thread
@@ -96,7 +96,7 @@ async def test_a_handoff_opens_a_topic_with_the_case_card_and_the_evidence(
         "/approve [金额]",
     ):
         assert part in text, part
-    assert inline_buttons(shown) == [
+    assert buttons(shown) == [
         ("认领", f"d:cl:{NO}"),
         ("通过 ¥198.00", f"d:ap:{NO}"),
         ("驳回…", f"d:rj:{NO}"),
@@ -113,17 +113,17 @@ async def test_a_handoff_opens_a_topic_with_the_case_card_and_the_evidence(
 
 
 async def test_a_later_handoff_of_the_same_ticket_reuses_its_topic(
-    harness: Harness, tg: DeskTelegram, thread: int
+    harness: ShopHarness, tg: FakeTelegram, thread: int
 ) -> None:
     await harness.press(ALICE, "End chat with agent")
     assert harness.state(ALICE) == "menu.main"
-    assert tg.desk_texts(thread)[-1] == "客户结束了人工会话,回到了退款助手。"
+    assert tg.texts(GROUP_ID, thread)[-1] == "客户结束了人工会话,回到了退款助手。"
 
     await harness.process(harness.updates.text(ALICE, "人工"))  # the word works too
     assert harness.state(ALICE) == "handoff.with_agent"
     assert len(tg.of("createForumTopic")) == 1
     assert case_thread(harness) == thread
-    assert len([p for p in tg.to(GROUP_ID, "sendMessage") if inline_buttons(p)]) == 2
+    assert len([p for p in tg.to(GROUP_ID, "sendMessage") if buttons(p)]) == 2
     assert "客户:人工" in str(card(tg, thread)["text"])
 
 
@@ -131,7 +131,7 @@ async def test_a_later_handoff_of_the_same_ticket_reuses_its_topic(
 
 
 async def test_messages_go_both_ways_signed_and_the_bot_stays_quiet(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     up = harness.updates
     to_customer = len(customer_texts(tg))
@@ -170,7 +170,7 @@ async def test_messages_go_both_ways_signed_and_the_bot_stays_quiet(
 
 
 async def test_an_agent_writing_to_a_customer_who_left_brings_the_person_back(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     await harness.press(ALICE, "End chat with agent")
     await agents.say(AGENT1, "还在吗?截图我收到了。", thread)
@@ -185,7 +185,7 @@ async def test_an_agent_writing_to_a_customer_who_left_brings_the_person_back(
 
 
 async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     up = harness.updates
 
@@ -194,7 +194,7 @@ async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
     assert (claimed.status, claimed.assignee) == (TicketStatus.IN_REVIEW, AGENT1.id)
     assert (events(harness, NO)[-1].kind, events(harness, NO)[-1].actor) == ("claim", "agent:9001")
     assert tg.answers()[-1] == f"✅ 王五 认领了 {NO}。"
-    assert tg.desk_texts(thread)[-1] == f"✅ 王五 认领了 {NO}。"
+    assert tg.texts(GROUP_ID, thread)[-1] == f"✅ 王五 认领了 {NO}。"
     assert customer_texts(tg)[-1] == (
         f"王五 from customer service is now handling your request {NO}."
     )
@@ -206,16 +206,18 @@ async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
     assert (
         "the agent asks you to add documents:\n请上传会员权益页面的截图" in customer_texts(tg)[-1]
     )
-    assert tg.desk_texts(thread)[-1] == f"✅ 赵六 请客户补充材料({NO}):请上传会员权益页面的截图"
+    assert (
+        tg.texts(GROUP_ID, thread)[-1] == f"✅ 赵六 请客户补充材料({NO}):请上传会员权益页面的截图"
+    )
 
     await harness.process(up.photo(ALICE, "benefits-page"))
     await harness.press(ALICE, "Done uploading")
     assert ticket(harness, NO).status is TicketStatus.IN_REVIEW
-    assert tg.desk_texts(thread)[-1] == "📎 客户补充了材料(1 份)"
+    assert tg.texts(GROUP_ID, thread)[-1] == "📎 客户补充了材料(1 份)"
     assert tg.to(GROUP_ID, "sendPhoto")[-1]["photo"] == "benefits-page"
 
     await agents.say(AGENT1, "/approve 500", thread)
-    assert tg.desk_texts(thread)[-1] == "金额超过了实付金额减已退款的上限。(上限 ¥198.00)"
+    assert tg.texts(GROUP_ID, thread)[-1] == "金额超过了实付金额减已退款的上限。(上限 ¥198.00)"
     assert ticket(harness, NO).status is TicketStatus.IN_REVIEW
     assert ledger(harness) == []
 
@@ -245,14 +247,14 @@ async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
 
     # a second mark does nothing, and says so
     await agents.say(AGENT1, "/refunded", thread)
-    assert tg.desk_texts(thread)[-1] == f"{NO} 已经标记过退款,这次没有重复记账。"
+    assert tg.texts(GROUP_ID, thread)[-1] == f"{NO} 已经标记过退款,这次没有重复记账。"
     assert len(ledger(harness)) == 1 and ledger(harness)[0].state is RefundState.PAID
     assert [e.kind for e in events(harness, NO)].count("mark_refunded") == 1
     assert len(customer_texts(tg)) == told
 
 
 async def test_reject_needs_a_reason_tells_the_customer_and_the_appeal_reopens_the_topic(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     await agents.press(AGENT1, "驳回")
     assert tg.answers()[-1] == "驳回需要理由:在话题里发送 /reject 理由"
@@ -269,7 +271,7 @@ async def test_reject_needs_a_reason_tells_the_customer_and_the_appeal_reopens_t
     assert harness.state(ALICE) == "menu.main"
     assert "The chat with the agent has ended." in "\n".join(customer_texts(tg)[-2:])
     assert events(harness, NO)[-1].kind == "handoff_returned"
-    assert tg.desk_texts(thread)[-1] == "✅ 王五 把会话交还给了退款助手。"
+    assert tg.texts(GROUP_ID, thread)[-1] == "✅ 王五 把会话交还给了退款助手。"
 
     # the customer appeals: the case comes back to the same topic with a fresh card
     await harness.process(harness.updates.command(ALICE, "status"))
@@ -290,7 +292,7 @@ async def test_reject_needs_a_reason_tells_the_customer_and_the_appeal_reopens_t
 
 
 async def test_return_is_refused_when_the_customer_is_not_with_a_person(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     await harness.press(ALICE, "End chat with agent")
     before = len(events(harness, NO))
@@ -305,7 +307,7 @@ async def test_return_is_refused_when_the_customer_is_not_with_a_person(
 
 
 async def test_non_agents_and_agents_outside_the_agent_chat_are_refused_and_nothing_changes(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     up = harness.updates
     before = (ticket(harness, NO), len(events(harness, NO)), len(customer_texts(tg)))
@@ -314,7 +316,7 @@ async def test_non_agents_and_agents_outside_the_agent_chat_are_refused_and_noth
     await agents.press(STRANGER, "通过")
     assert tg.answers()[-1] == "仅限客服操作。"
     await agents.say(STRANGER, "/approve", thread)
-    assert tg.desk_texts(thread)[-1] == "仅限客服操作。"
+    assert tg.texts(GROUP_ID, thread)[-1] == "仅限客服操作。"
 
     await agents.press(AGENT1, "通过", chat=OTHER_GROUP, data=approve)
     assert tg.answers()[-1] == "请在客服群里操作。"
@@ -334,7 +336,7 @@ async def test_non_agents_and_agents_outside_the_agent_chat_are_refused_and_noth
 
 
 async def test_a_stale_button_gets_a_polite_answer_and_changes_nothing(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     await agents.say(AGENT1, "/approve", thread)  # the amount asked for: ¥198.00
     approved = ticket(harness, NO)
@@ -348,14 +350,14 @@ async def test_a_stale_button_gets_a_polite_answer_and_changes_nothing(
 
 
 async def test_the_same_desk_update_twice_has_effect_once(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     data, message_id = agents.button("认领")
     press = harness.updates.press(AGENT1, data, message_id=message_id, chat=FORUM)
     await harness.process(press)
     await harness.process(press)  # Telegram delivers it again
     assert [e.kind for e in events(harness, NO)].count("claim") == 1
-    said = harness.updates.message(AGENT1, chat=FORUM, text="请稍等", **Agents.in_topic(thread))
+    said = harness.updates.text(AGENT1, "请稍等", FORUM, thread=thread)
     await harness.process(said)
     await harness.process(said)
     assert customer_texts(tg).count("请稍等\n\n— 王五, customer service") == 1
@@ -365,15 +367,15 @@ async def test_the_same_desk_update_twice_has_effect_once(
 
 
 async def test_an_overdue_review_is_announced_once_even_across_a_restart(
-    config: Config, clock: FixedClock, tg: DeskTelegram
+    config: Config, clock: FixedClock, tg: FakeTelegram
 ) -> None:
-    first = await Harness(config, clock, tg).start()
+    first = await ShopHarness(config, clock, tg).start()
     try:
         await file_ticket(first)  # review due 2026-11-27 (3 working days)
         assert first.bot is not None
         desk = first.bot.adapter.desk
         await desk.check_deadlines(first.application.bot)
-        assert tg.desk_texts() == []
+        assert tg.texts(GROUP_ID) == []
 
         clock.set(at("2026-11-30 09:00"))  # Monday after
         await desk.check_deadlines(first.application.bot)
@@ -383,18 +385,20 @@ async def test_an_overdue_review_is_announced_once_even_across_a_restart(
             f"⏰ 审核超时:{NO} · 优先级 普通 · 截止 2026-11-27 · 处理人 未认领"
         ]
         assert "message_thread_id" not in announced[0]  # the group's General topic
-        assert inline_buttons(announced[0]) == [(f"打开 {NO}", f"d:op:{NO}")]
+        assert buttons(announced[0]) == [(f"打开 {NO}", f"d:op:{NO}")]
     finally:
         await first.stop()
 
-    second = await Harness(config, clock, tg).start(import_orders_too=False)
-    second.updates = Updates(first_id=9000)  # Telegram's update ids go on after a restart
+    second = await ShopHarness(config, clock, tg).start(orders=())
+    second.updates = Updates(
+        clock.now, first_id=9000, tg=tg
+    )  # Telegram's update ids go on after a restart
     try:
         (job,) = second.application.job_queue.get_jobs_by_name("deadlines")
         await job.run(second.application)  # as the repeating job fires after the restart
         clock.set(at("2026-12-01 09:00"))
         await job.run(second.application)
-        assert len(tg.desk_texts()) == 1
+        assert len(tg.texts(GROUP_ID)) == 1
         assert [e.kind for e in events(second, NO)].count("overdue_announced") == 1
 
         # an agent opens it from the announcement: a topic and a card saying it is overdue
@@ -408,7 +412,7 @@ async def test_an_overdue_review_is_announced_once_even_across_a_restart(
 
 
 async def test_an_overdue_payout_opens_the_case_with_priority_and_offers_the_customer_a_person(
-    harness: Harness, tg: DeskTelegram, agents: Agents, clock: FixedClock
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, clock: FixedClock
 ) -> None:
     await file_ticket(harness)
     await agents.say(AGENT1, "/queue")
@@ -428,11 +432,11 @@ async def test_an_overdue_payout_opens_the_case_with_priority_and_offers_the_cus
         "agent to handle it first; tap “Talk to an agent” to talk to them now."
     )
     prompt = tg.sent(ALICE.id)[-1]
-    assert "Talk to an agent" in [label for label, _ in inline_buttons(prompt)]
+    assert "Talk to an agent" in [label for label, _ in buttons(prompt)]
     overdue_card = str(card(tg, thread)["text"])
     assert overdue_card.startswith("🆘 ⚠️ 退款超时,请优先处理")
     assert "· ⚠️已超时" in overdue_card
-    assert [label for label, _ in inline_buttons(card(tg, thread))] == ["已退款", "交还机器人"]
+    assert [label for label, _ in buttons(card(tg, thread))] == ["已退款", "交还机器人"]
 
     # the customer takes the offer: the person they reach is on that ticket's case
     await harness.press(ALICE, "Talk to an agent")
@@ -447,9 +451,9 @@ async def test_an_overdue_payout_opens_the_case_with_priority_and_offers_the_cus
 
 
 async def test_a_group_without_topics_keeps_each_case_in_the_replies_to_its_card(
-    harness: Harness, tg: DeskTelegram, agents: Agents
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents
 ) -> None:
-    tg.failures["createForumTopic"] = [NOT_A_FORUM]
+    tg.fail("createForumTopic", NOT_A_FORUM)
     await file_ticket(harness)
     await harness.process(harness.updates.command(ALICE, "agent"))
     shown = card(tg, None)
@@ -465,9 +469,9 @@ async def test_a_group_without_topics_keeps_each_case_in_the_replies_to_its_card
     copy_id = next(c.result["message_id"] for c in tg.calls if c.method == "copyMessage")
 
     # an agent answers by replying to the customer's copied message, or to the card
-    await agents.say(AGENT1, "在的,请稍等", chat=PLAIN_GROUP, **Agents.replying_to(copy_id))
+    await agents.say(AGENT1, "在的,请稍等", chat=PLAIN_GROUP, reply_to=copy_id)
     assert customer_texts(tg)[-1] == "在的,请稍等\n\n— 王五, customer service"
-    await agents.say(AGENT2, "/approve 100", chat=PLAIN_GROUP, **Agents.replying_to(card_id))
+    await agents.say(AGENT2, "/approve 100", chat=PLAIN_GROUP, reply_to=card_id)
     assert ticket(harness, NO).approved_fen == 10000
     confirmation = tg.to(GROUP_ID, "sendMessage")[-1]
     assert confirmation["text"] == f"✅ 赵六 通过了 {NO}:退款 ¥100.00,2026-11-27 前到账。"
@@ -478,12 +482,12 @@ async def test_a_group_without_topics_keeps_each_case_in_the_replies_to_its_card
     await agents.say(AGENT1, "午饭吃什么", chat=PLAIN_GROUP)
     await agents.say(AGENT1, "/claim", chat=PLAIN_GROUP)
     assert len(customer_texts(tg)) == sent
-    assert tg.desk_texts()[-1].startswith("请在售后单的话题里使用这个命令")
+    assert tg.texts(GROUP_ID)[-1].startswith("请在售后单的话题里使用这个命令")
     await agents.press(AGENT1, "认领", chat=PLAIN_GROUP)  # the card's button, after approval
     assert tg.answers()[-1].endswith("这个操作已不可用,什么也没有改。")
 
     # back to the bot and a new handoff: a fresh card in the group, no second try at a topic
-    await agents.say(AGENT1, "/return", chat=PLAIN_GROUP, **Agents.replying_to(card_id))
+    await agents.say(AGENT1, "/return", chat=PLAIN_GROUP, reply_to=card_id)
     assert harness.state(ALICE) == "menu.main"
     await harness.process(harness.updates.command(ALICE, "agent"))
     assert len(tg.of("createForumTopic")) == 1
@@ -496,11 +500,11 @@ async def test_a_group_without_topics_keeps_each_case_in_the_replies_to_its_card
 
 
 async def test_a_case_whose_topic_was_deleted_gets_a_new_one(
-    harness: Harness, tg: DeskTelegram, agents: Agents, thread: int
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     old = thread
     await agents.say(AGENT1, "/queue")
-    tg.failures["sendMessage"] = [Failure(400, "Bad Request: message thread not found")]
+    tg.fail("sendMessage", Failure(400, "Bad Request: message thread not found"))
     await agents.press(AGENT1, f"打开 {NO}")
     new = case_thread(harness)
     assert new != old and [t["message_thread_id"] for t in tg.topics] == [old, new]
@@ -510,14 +514,14 @@ async def test_a_case_whose_topic_was_deleted_gets_a_new_one(
 
 
 async def test_a_card_that_could_not_be_posted_is_posted_by_the_job(
-    harness: Harness, tg: DeskTelegram
+    harness: ShopHarness, tg: FakeTelegram
 ) -> None:
-    tg.failures["createForumTopic"] = [Failure(502, "Bad Gateway")]
+    tg.fail("createForumTopic", Failure.server_error(502))
     await file_ticket(harness)
     await harness.process(harness.updates.command(ALICE, "agent"))
     assert harness.state(ALICE) == "handoff.with_agent"  # the customer's turn stands
     assert case_of(harness, NO).card_due
-    assert not [p for p in tg.to(GROUP_ID, "sendMessage") if inline_buttons(p)]
+    assert not [p for p in tg.to(GROUP_ID, "sendMessage") if buttons(p)]
 
     await desk_of(harness).check_deadlines(harness.application.bot)
     assert not case_of(harness, NO).card_due
@@ -528,7 +532,7 @@ async def test_a_card_that_could_not_be_posted_is_posted_by_the_job(
 
 
 async def test_the_queue_lists_open_tickets_by_priority_then_deadline_with_who_holds_them(
-    harness: Harness, tg: DeskTelegram, agents: Agents, clock: FixedClock
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, clock: FixedClock
 ) -> None:
     await file_ticket(harness)  # normal, review due 2026-11-27
     late, high, fast = file_more(harness.engine_app, clock)
@@ -537,7 +541,7 @@ async def test_the_queue_lists_open_tickets_by_priority_then_deadline_with_who_h
     await agents.press(AGENT2, "认领")
 
     await agents.say(AGENT1, "/queue")
-    listing = tg.desk_texts()[-1]
+    listing = tg.texts(GROUP_ID)[-1]
     assert listing.split("\n") == [
         "待处理售后单 4 张(按优先级、审核截止日):",
         f"1. {high} · 高 · 审核中 · 截止 2026-11-25 · 赵六",
@@ -545,7 +549,7 @@ async def test_the_queue_lists_open_tickets_by_priority_then_deadline_with_who_h
         f"3. {NO} · 普通 · 已提交 · 截止 2026-11-27 · 未认领",
         f"4. {late} · 普通 · 已提交 · 截止 2026-11-30 · 未认领",
     ]
-    assert [label for label, _ in inline_buttons(tg.to(GROUP_ID, "sendMessage")[-1])] == [
+    assert [label for label, _ in buttons(tg.to(GROUP_ID, "sendMessage")[-1])] == [
         f"打开 {n}" for n in (high, fast, NO, late)
     ]
 
@@ -553,7 +557,7 @@ async def test_the_queue_lists_open_tickets_by_priority_then_deadline_with_who_h
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def desk_of(h: Harness) -> TelegramDesk:
+def desk_of(h: ShopHarness) -> TelegramDesk:
     assert h.bot is not None
     return h.bot.adapter.desk
 

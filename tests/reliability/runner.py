@@ -44,7 +44,8 @@ from bot.clock import FixedClock
 from bot.config import Config
 from bot.store import Store, UnitOfWork
 from bot.telegram import conversation_key
-from tests.telegram.offline import NOW, FakeTelegram, Harness, telegram_config
+from bot.testing import Call, FakeTelegram, Harness
+from tests.telegram.support import NOW, telegram_config
 
 LABEL = "@label:"
 RATE_LIMIT = 1000  # the scripts are fast customers; the flood limit is not what is tested here
@@ -56,28 +57,19 @@ def emit(**fields: Any) -> None:
     print(json.dumps(fields, ensure_ascii=False), flush=True)
 
 
-class JournaledTelegram(FakeTelegram):
-    """The fake Bot API, writing down every message it accepts before answering the bot."""
+class Journal:
+    """Telegram's record: every message the fake Bot API accepts, written before the bot gets
+    the answer (one write(2) per line on an O_APPEND file: lines of several processes do not
+    mix)."""
 
-    def __init__(self, journal: Path, latency: float) -> None:
-        super().__init__(keep_calls=False)
-        self.latency = latency
-        # one write(2) per line on an O_APPEND file: lines of several processes do not mix
-        self._journal = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        # a call in flight for a moment each way, as over a network: a kill can land in between
-        await asyncio.sleep(self.latency / 2)
-        answer = await super().do_request(url, method, *args, **kwargs)
-        await asyncio.sleep(self.latency / 2)
-        return answer
-
-    def _result(self, name: str, params: dict[str, Any]) -> Any:
-        result = super()._result(name, params)
-        if name == "sendMessage":
+    def __call__(self, call: Call) -> None:
+        if call.method == "sendMessage":
+            params = call.params
             line = {"chat": params["chat_id"], "text": params.get("text", ""), "pid": os.getpid()}
-            os.write(self._journal, (json.dumps(line, ensure_ascii=False) + "\n").encode())
-        return result
+            os.write(self._fd, (json.dumps(line, ensure_ascii=False) + "\n").encode())
 
 
 class SlowCommits:
@@ -126,14 +118,14 @@ def resolve_press(harness: Harness, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run(db: Path, script: Path, journal: Path, gate: bool) -> None:
-    tg = JournaledTelegram(journal, LATENCY)
+    # a call is in flight for a moment each way, as over a network: a kill can land in between
+    tg = FakeTelegram(record=False, latency=LATENCY)
+    tg.watch(Journal(journal))
     # Telegram's 30 messages/s for a bot is not what is tested: throttling off, 429 retries on
     limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
     harness = Harness(runner_config(db), FixedClock(NOW), tg, rate_limiter=limiter)
     emit(up=True)
-    await harness.start(
-        import_orders_too=False, wrap_store=lambda store: SlowCommits(store, COMMIT_PAUSE)
-    )
+    await harness.start(wrap_store=lambda store: SlowCommits(store, COMMIT_PAUSE))
     emit(ready=True)
     if gate:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -22,9 +22,9 @@ from typing import Any, TextIO
 from bot.domain import OPEN_STATUSES, Order
 from bot.orders_import import import_orders
 from bot.store.sqlite import SqliteStore
+from bot.testing import Updates, User
 from tests.factories import at, make_order
 from tests.reliability.runner import LABEL
-from tests.telegram.offline import Updates, User
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds on waiting for a bot process, so that nothing can hang; never expected to be reached.
@@ -47,7 +47,7 @@ class Customer:
 
     @property
     def user(self) -> User:
-        return User(20_000 + self.n, first_name=f"客户{self.n}")
+        return User(20_000 + self.n, first_name=f"客户{self.n}", language_code="en")
 
     @property
     def phone(self) -> str:

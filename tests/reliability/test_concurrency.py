@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.i18n import default_catalog
+from bot.testing import Updates
 from tests.reliability.conftest import Spawn
 from tests.reliability.support import (
     chat_of,
@@ -20,7 +21,6 @@ from tests.reliability.support import (
     received,
     scalar,
 )
-from tests.telegram.offline import Updates
 
 CUSTOMERS = 8
 SHARED = 0.2  # share of the first process's updates that Telegram also hands to the second one

@@ -9,6 +9,7 @@ import random
 import time
 from pathlib import Path
 
+from bot.testing import Updates
 from tests.reliability.conftest import Spawn
 from tests.reliability.support import (
     SEVEN_DAY,
@@ -24,7 +25,6 @@ from tests.reliability.support import (
     scalar,
     sent_at,
 )
-from tests.telegram.offline import Updates
 
 KILLS = 8
 CUSTOMERS = 24

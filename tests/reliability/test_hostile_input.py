@@ -24,9 +24,10 @@ from bot.config import Config
 from bot.i18n import default_catalog
 from bot.orders_import import import_orders
 from bot.telegram import conversation_key
+from bot.testing import FakeTelegram, Updates, User
 from tests.factories import at, make_order
-from tests.handoff.desk import AGENT1, FORUM, GROUP_ID, DeskTelegram
-from tests.telegram.offline import NOW, Harness, Updates, User, telegram_config
+from tests.handoff.desk import AGENT1, FORUM, GROUP_ID
+from tests.telegram.support import NOW, ShopHarness, telegram_config
 
 AGENT = AGENT1
 EXAMPLES = 200
@@ -177,7 +178,7 @@ actions = st.one_of(
 class Walk:
     """Feeds actions to one running bot as the raw updates Telegram would post."""
 
-    def __init__(self, harness: Harness, updates: Updates) -> None:
+    def __init__(self, harness: ShopHarness, updates: Updates) -> None:
         self.harness = harness
         self.updates = updates  # one numbering for all examples: Telegram never repeats an id
         self.presses = 0  # presses in private chats: each must be answered
@@ -186,7 +187,11 @@ class Walk:
         """Three fresh people: a customer with an order, one without, and (0 mapped) an agent."""
         n = next(_ids)
         self.phone = f"+86136{n:08d}"
-        self.people = [User(100_000 + 2 * n), User(100_001 + 2 * n, language_code=None), AGENT]
+        self.people = [
+            User(100_000 + 2 * n, language_code="en"),
+            User(100_001 + 2 * n, language_code=None),
+            AGENT,
+        ]
         order = make_order(order_id=f"H{n:07d}", phone=self.phone, paid_at=at("2026-11-22 10:00"))
         import_orders(self.harness.engine_app.store, [order])
 
@@ -344,13 +349,14 @@ class Errors(logging.Handler):
 
 
 @contextmanager
-def running_bot(config: Config) -> Iterator[tuple[asyncio.AbstractEventLoop, Harness]]:
+def running_bot(config: Config) -> Iterator[tuple[asyncio.AbstractEventLoop, ShopHarness]]:
     loop = asyncio.new_event_loop()
+    clock = FixedClock(NOW)
     # Telegram's rate limits (20 messages a minute into a group) are not what is tested here
     limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0)
-    harness = Harness(config, FixedClock(NOW), DeskTelegram(), rate_limiter=limiter)
+    harness = ShopHarness(config, clock, FakeTelegram(clock.now), rate_limiter=limiter)
     try:
-        loop.run_until_complete(harness.start(import_orders_too=False))
+        loop.run_until_complete(harness.start(orders=()))
         yield loop, harness
     finally:
         loop.run_until_complete(harness.stop())

@@ -1,4 +1,5 @@
-"""Fixtures of the Telegram tests; the fakes and the harness are in tests/telegram/offline.py."""
+"""Fixtures of the Telegram tests: the fake Bot API and the harness of bot.testing, with the
+shop of tests/telegram/support.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.config import Config
-from tests.telegram.offline import NOW, FakeTelegram, Harness, telegram_config
+from bot.testing import FakeTelegram
+from tests.telegram.support import NOW, ShopHarness, telegram_config
 
 
 @pytest.fixture
@@ -18,8 +20,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def tg() -> FakeTelegram:
-    return FakeTelegram()
+def tg(clock: FixedClock) -> FakeTelegram:
+    return FakeTelegram(clock.now)
 
 
 @pytest.fixture
@@ -28,8 +30,10 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-async def harness(config: Config, clock: FixedClock, tg: FakeTelegram) -> AsyncIterator[Harness]:
-    h = Harness(config, clock, tg)
+async def harness(
+    config: Config, clock: FixedClock, tg: FakeTelegram
+) -> AsyncIterator[ShopHarness]:
+    h = ShopHarness(config, clock, tg)
     try:
         yield await h.start()
     finally:

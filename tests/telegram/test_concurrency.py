@@ -7,13 +7,14 @@ import asyncio
 from telegram import Update
 
 from bot.telegram import ChatLocks, PerChatUpdateProcessor
-from tests.telegram.offline import ALICE, BOB, WAIT, Harness
+from bot.testing import WAIT
+from tests.telegram.support import ALICE, BOB, ShopHarness
 
 
-async def test_one_chat_in_order_while_other_chats_go_ahead(harness: Harness) -> None:
+async def test_one_chat_in_order_while_other_chats_go_ahead(harness: ShopHarness) -> None:
     app, tg, up = harness.application, harness.tg, harness.updates
     assert isinstance(app.update_processor, PerChatUpdateProcessor)
-    gate = tg.gates[ALICE.id] = asyncio.Event()  # Alice's messages hang in the network
+    gate = tg.hold("sendMessage", chat_id=ALICE.id)  # Alice's messages hang in the network
     await app.start()
     try:
         for data in (up.command(ALICE, "start"), up.contact(ALICE), up.command(BOB, "start")):
@@ -23,14 +24,14 @@ async def test_one_chat_in_order_while_other_chats_go_ahead(harness: Harness) ->
         # ...and Alice's contact waits for her /start to finish: not even handled yet
         assert harness.state(ALICE) == "start.welcome"
         assert len(tg.texts(ALICE.id)) == 1  # the welcome, in flight (the fake records, then waits)
-        gate.set()
+        gate.release()
         await tg.until(lambda: len(tg.texts(ALICE.id)) == 3)
         texts = tg.texts(ALICE.id)
         assert texts[0].startswith("Hi! This is the 小年卡盟")
         assert texts[1:] == ["Verified. Hi, 张三!", "张三, what can I help you with?"]
         await asyncio.wait_for(app.update_queue.join(), WAIT)
     finally:
-        gate.set()
+        gate.release()
         await app.stop()
     assert len(app.update_processor.locks) == 0  # no lock left behind
 

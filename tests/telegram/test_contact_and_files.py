@@ -7,16 +7,17 @@ from pathlib import Path
 
 from bot.clock import FixedClock
 from bot.domain import EvidenceKind
-from tests.telegram.offline import ALICE, BOB, NOW, FakeTelegram, Harness, telegram_config
+from bot.testing import FakeTelegram
+from tests.telegram.support import ALICE, BOB, NOW, ShopHarness, telegram_config
 
 NOT_OWN = "You can only verify with your own phone number."
 
 
-def linked_customers(harness: Harness) -> int:
+def linked_customers(harness: ShopHarness) -> int:
     return harness.count("SELECT count(*) FROM customer_identities")
 
 
-async def test_someone_elses_contact_is_refused(harness: Harness) -> None:
+async def test_someone_elses_contact_is_refused(harness: ShopHarness) -> None:
     await harness.process(harness.updates.command(ALICE, "start"))
     await harness.process(harness.updates.contact(ALICE, owner=BOB.id))
     refusal, again = harness.tg.sent(ALICE.id)[-2:]
@@ -27,14 +28,14 @@ async def test_someone_elses_contact_is_refused(harness: Harness) -> None:
     assert linked_customers(harness) == 0
 
 
-async def test_a_contact_without_a_telegram_user_is_refused(harness: Harness) -> None:
+async def test_a_contact_without_a_telegram_user_is_refused(harness: ShopHarness) -> None:
     await harness.process(harness.updates.command(ALICE, "start"))
     await harness.process(harness.updates.contact(ALICE, owner=None))
     assert harness.tg.texts(ALICE.id)[-2].startswith(NOT_OWN)
     assert linked_customers(harness) == 0
 
 
-async def test_a_forwarded_own_contact_is_refused(harness: Harness) -> None:
+async def test_a_forwarded_own_contact_is_refused(harness: ShopHarness) -> None:
     await harness.process(harness.updates.command(ALICE, "start"))
     origin = {"type": "user", "date": int(NOW.timestamp()), "sender_user": ALICE.as_dict()}
     await harness.process(harness.updates.contact(ALICE, forward_origin=origin))
@@ -44,7 +45,7 @@ async def test_a_forwarded_own_contact_is_refused(harness: Harness) -> None:
 
 
 async def test_an_oversized_and_a_wrong_type_file_are_refused_with_the_reason(
-    harness: Harness,
+    harness: ShopHarness,
 ) -> None:
     await harness.to_evidence(ALICE)
     up = harness.updates
@@ -69,7 +70,7 @@ async def test_an_oversized_and_a_wrong_type_file_are_refused_with_the_reason(
     assert "Uploaded: 0" in harness.tg.texts(ALICE.id)[-1]  # the checklist: still nothing
 
 
-async def test_documents_by_mime_type(harness: Harness) -> None:
+async def test_documents_by_mime_type(harness: ShopHarness) -> None:
     await harness.to_evidence(ALICE)
     up = harness.updates
     await harness.process(up.document(ALICE, "pdf", "invoice.pdf", "application/pdf"))
@@ -97,14 +98,14 @@ async def test_downloaded_evidence_is_hashed_and_checked_against_its_type(
             "base_file_url": "http://127.0.0.1:8081/file/bot",
         },
     )
-    harness = Harness(config, clock, tg)
+    harness = ShopHarness(config, clock, tg)
     await harness.start()
     try:
         await harness.to_evidence(ALICE)
         real = b"%PDF-1.7\n" + b"0" * 500
-        tg.files["real"] = real
-        tg.files["fake"] = b"MZ\x90\x00 this is an executable, not a PDF"
-        tg.files["jpeg"] = b"\xff\xd8\xff\xe0" + b"1" * 300
+        tg.add_file("real", real)
+        tg.add_file("fake", b"MZ\x90\x00 this is an executable, not a PDF")
+        tg.add_file("jpeg", b"\xff\xd8\xff\xe0" + b"1" * 300, kind="photo")
         up = harness.updates
         await harness.process(up.document(ALICE, "real", "invoice.pdf", "application/pdf", size=1))
         await harness.process(up.document(ALICE, "fake", "contract.pdf", "application/pdf"))
@@ -130,7 +131,9 @@ async def test_downloaded_evidence_is_hashed_and_checked_against_its_type(
         await harness.stop()
 
 
-async def test_the_other_buttons_of_the_contact_keyboard_send_their_label(harness: Harness) -> None:
+async def test_the_other_buttons_of_the_contact_keyboard_send_their_label(
+    harness: ShopHarness,
+) -> None:
     """Beside the contact button, reply-keyboard buttons send their label as text."""
     await harness.process(harness.updates.command(ALICE, "start"))
     keyboard = harness.tg.sent(ALICE.id)[-1]["reply_markup"]["keyboard"]

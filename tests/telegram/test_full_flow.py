@@ -7,10 +7,11 @@ import re
 from bot.clock import FixedClock
 from bot.config import Config
 from bot.domain import EvidenceKind
-from tests.telegram.offline import ALICE, FakeTelegram, Harness, inline_buttons
+from bot.testing import FakeTelegram
+from tests.telegram.support import ALICE, ShopHarness, buttons
 
 
-async def test_start_contact_apply_album_confirm_status(harness: Harness) -> None:
+async def test_start_contact_apply_album_confirm_status(harness: ShopHarness) -> None:
     tg, up = harness.tg, harness.updates
 
     await harness.process(up.command(ALICE, "start"))
@@ -23,7 +24,7 @@ async def test_start_contact_apply_album_confirm_status(harness: Harness) -> Non
     linked, menu = tg.sent(ALICE.id)[-2:]
     assert linked["text"] == "Verified. Hi, 张三!"
     assert linked["reply_markup"] == {"remove_keyboard": True}  # the contact keyboard goes away
-    assert [label for label, _ in inline_buttons(menu)] == [
+    assert [label for label, _ in buttons(menu)] == [
         "Request a refund",
         "My requests",
         "中文",
@@ -85,7 +86,9 @@ async def test_start_contact_apply_album_confirm_status(harness: Harness) -> Non
     assert harness.count("SELECT count(*) FROM outbox") == len(tg.sent(ALICE.id))
 
 
-async def test_album_parts_are_one_turn_and_each_update_id_is_recorded(harness: Harness) -> None:
+async def test_album_parts_are_one_turn_and_each_update_id_is_recorded(
+    harness: ShopHarness,
+) -> None:
     tg, up = harness.tg, harness.updates
     await harness.to_evidence(ALICE)
     parts = [up.photo(ALICE, f"a{i}", album="alb-2") for i in range(3)]
@@ -107,7 +110,7 @@ async def test_album_parts_are_one_turn_and_each_update_id_is_recorded(harness: 
     assert len(tg.sent()) == sent
 
 
-async def test_album_is_handled_after_the_wait_on_its_own(harness: Harness) -> None:
+async def test_album_is_handled_after_the_wait_on_its_own(harness: ShopHarness) -> None:
     """No flush by hand: the timer of `album_wait_seconds` hands the album to the engine."""
     tg, up = harness.tg, harness.updates
     await harness.to_evidence(ALICE)
@@ -119,7 +122,7 @@ async def test_album_is_handled_after_the_wait_on_its_own(harness: Harness) -> N
     assert [t for t in tg.texts() if t.startswith("Received")] == ["Received 2, 2 in total."]
 
 
-async def test_a_message_after_an_album_waits_for_the_album(harness: Harness) -> None:
+async def test_a_message_after_an_album_waits_for_the_album(harness: ShopHarness) -> None:
     """The chat's order holds: the album (sent first) is handled before the text after it."""
     tg, up = harness.tg, harness.updates
     await harness.to_evidence(ALICE)
@@ -135,7 +138,7 @@ async def test_a_message_after_an_album_waits_for_the_album(harness: Harness) ->
 async def test_an_album_being_collected_at_shutdown_is_handled_not_lost(
     config: Config, clock: FixedClock, tg: FakeTelegram
 ) -> None:
-    harness = await Harness(config, clock, tg).start()
+    harness = await ShopHarness(config, clock, tg).start()
     try:
         await harness.to_evidence(ALICE)
         await harness.process(harness.updates.photo(ALICE, "s1", album="alb-5"))

@@ -3,12 +3,13 @@ same update twice has effect once."""
 
 from __future__ import annotations
 
-from tests.telegram.offline import ALICE, BOB, Harness
+from bot.testing import Failure
+from tests.telegram.support import ALICE, BOB, ShopHarness
 
 STALE = "This button has expired. Please use the buttons in the latest message."
 
 
-def snapshot(harness: Harness) -> tuple[str, int, int]:
+def snapshot(harness: ShopHarness) -> tuple[str, int, int]:
     return (
         harness.state(ALICE),
         harness.count("SELECT count(*) FROM outbox"),
@@ -16,7 +17,7 @@ def snapshot(harness: Harness) -> tuple[str, int, int]:
     )
 
 
-async def test_forged_callback_data_is_answered_and_changes_nothing(harness: Harness) -> None:
+async def test_forged_callback_data_is_answered_and_changes_nothing(harness: ShopHarness) -> None:
     await harness.link(ALICE)
     before = snapshot(harness)
     harness.tg.clear()
@@ -30,7 +31,7 @@ async def test_forged_callback_data_is_answered_and_changes_nothing(harness: Har
     assert (state, outbox) == before[:2]
 
 
-async def test_a_stale_button_is_answered_and_changes_nothing(harness: Harness) -> None:
+async def test_a_stale_button_is_answered_and_changes_nothing(harness: ShopHarness) -> None:
     await harness.link(ALICE)
     old = harness.press_data(ALICE.id, "My requests")
     await harness.press(ALICE, "Request a refund")  # a new prompt: the menu's buttons are spent
@@ -44,7 +45,7 @@ async def test_a_stale_button_is_answered_and_changes_nothing(harness: Harness) 
     assert snapshot(harness)[:2] == before[:2]
 
 
-async def test_a_press_by_someone_else_in_the_chat_is_refused(harness: Harness) -> None:
+async def test_a_press_by_someone_else_in_the_chat_is_refused(harness: ShopHarness) -> None:
     """Presses are checked against the chat's owner before the engine sees them."""
     await harness.link(ALICE)
     data = harness.press_data(ALICE.id, "Request a refund")
@@ -56,7 +57,7 @@ async def test_a_press_by_someone_else_in_the_chat_is_refused(harness: Harness) 
     assert snapshot(harness) == before
 
 
-async def test_the_same_message_update_twice_has_effect_once(harness: Harness) -> None:
+async def test_the_same_message_update_twice_has_effect_once(harness: ShopHarness) -> None:
     await harness.link(ALICE)
     update = harness.updates.command(ALICE, "status")
     await harness.process(update)
@@ -67,7 +68,9 @@ async def test_the_same_message_update_twice_has_effect_once(harness: Harness) -
     assert snapshot(harness) == before
 
 
-async def test_the_same_press_twice_has_effect_once_and_is_answered_twice(harness: Harness) -> None:
+async def test_the_same_press_twice_has_effect_once_and_is_answered_twice(
+    harness: ShopHarness,
+) -> None:
     await harness.link(ALICE)
     data = harness.press_data(ALICE.id, "Request a refund")
     press = harness.updates.press(ALICE, data)
@@ -83,15 +86,11 @@ async def test_the_same_press_twice_has_effect_once_and_is_answered_twice(harnes
     assert snapshot(harness) == before
 
 
-async def test_a_failed_answer_does_not_lose_the_turn(harness: Harness) -> None:
+async def test_a_failed_answer_does_not_lose_the_turn(harness: ShopHarness) -> None:
     """The turn committed before the press was answered: its reply still goes out."""
-    from tests.telegram.offline import Failure
-
     await harness.link(ALICE)
-    harness.tg.failures["answerCallbackQuery"] = [Failure(400, "Bad Request: query is too old")]
-    harness.tg.failures["editMessageReplyMarkup"] = [
-        Failure(400, "Bad Request: message can't be edited")
-    ]
+    harness.tg.fail("answerCallbackQuery", Failure(400, "Bad Request: query is too old"))
+    harness.tg.fail("editMessageReplyMarkup", Failure(400, "Bad Request: message can't be edited"))
     data = harness.press_data(ALICE.id, "Request a refund")
     harness.tg.clear()
     await harness.process(harness.updates.press(ALICE, data))
@@ -100,7 +99,7 @@ async def test_a_failed_answer_does_not_lose_the_turn(harness: Harness) -> None:
 
 
 async def test_a_press_in_another_group_or_on_an_inline_message_is_answered(
-    harness: Harness,
+    harness: ShopHarness,
 ) -> None:
     """The client shows a spinner until a press is answered: every press gets an answer."""
     other_group = {"id": -100999, "type": "supergroup", "title": "别的群"}

@@ -16,14 +16,15 @@ from bot.engine import Button, Inbound, Reply, TurnResult
 from bot.store import OutboxMessage
 from bot.telegram import IncomingLimit
 from bot.telegram._outbox import RECORD_WITHIN
-from tests.telegram.offline import ALICE, BOB, GROUP, Failure, FakeTelegram, Harness
+from bot.testing import Failure, FakeTelegram
+from tests.telegram.support import ALICE, BOB, GROUP, ShopHarness
 
 
-def pending(harness: Harness) -> int:
+def pending(harness: ShopHarness) -> int:
     return harness.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 
 
-def unrecorded(harness: Harness) -> int:
+def unrecorded(harness: ShopHarness) -> int:
     """Messages not marked sent in the file as another process sees it (no flush first)."""
     with closing(sqlite3.connect(harness.config.store.path)) as db:
         return int(db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
@@ -32,7 +33,7 @@ def unrecorded(harness: Harness) -> int:
 async def test_a_restart_mid_flow_resumes_the_conversation(
     config: Config, clock: FixedClock, tg: FakeTelegram
 ) -> None:
-    first = await Harness(config, clock, tg).start()
+    first = await ShopHarness(config, clock, tg).start()
     try:
         await first.to_evidence(ALICE)
         await first.process(first.updates.photo(ALICE, "before-restart"))
@@ -40,9 +41,9 @@ async def test_a_restart_mid_flow_resumes_the_conversation(
         await first.stop()
 
     # a new process: new App, new Application, the same SQLite file; Telegram's ids go on
-    second = Harness(config, clock, tg)
+    second = ShopHarness(config, clock, tg)
     second.updates = first.updates
-    await second.start(import_orders_too=False)
+    await second.start(orders=())
     try:
         assert second.state(ALICE) == "apply.evidence"
         await second.process(second.updates.photo(ALICE, "after-restart"))
@@ -57,11 +58,11 @@ async def test_a_restart_mid_flow_resumes_the_conversation(
 async def test_messages_committed_but_not_sent_go_out_at_start_up(
     config: Config, clock: FixedClock, tg: FakeTelegram
 ) -> None:
-    first = await Harness(config, clock, tg).start()
+    first = await ShopHarness(config, clock, tg).start()
     try:
         await first.link(ALICE)
         # Telegram is unreachable: the turn commits, its replies stay in the outbox
-        tg.failures["sendMessage"] = [Failure(502, "Bad Gateway")]
+        tg.fail("sendMessage", Failure.server_error(502))
         await first.process(first.updates.command(ALICE, "status"))
         assert tg.calls[-1].method == "sendMessage"  # the one failed attempt
         assert first.state(ALICE) == "status.list"
@@ -70,9 +71,9 @@ async def test_messages_committed_but_not_sent_go_out_at_start_up(
     finally:
         await first.stop()
 
-    second = Harness(config, clock, tg)
+    second = ShopHarness(config, clock, tg)
     second.updates = first.updates
-    await second.start(import_orders_too=False)  # post_init delivers the outbox
+    await second.start(orders=())  # post_init delivers the outbox
     try:
         assert pending(second) == 0
         new = tg.texts(ALICE.id)[len(texts_before) :]
@@ -83,7 +84,7 @@ async def test_messages_committed_but_not_sent_go_out_at_start_up(
 
 
 async def test_the_outbox_job_delivers_messages_written_elsewhere_in_order(
-    harness: Harness,
+    harness: ShopHarness,
 ) -> None:
     """An agent's decision or a CLI command writes to the outbox; the repeating job sends it."""
     await harness.link(ALICE)
@@ -106,7 +107,7 @@ async def test_the_outbox_job_delivers_messages_written_elsewhere_in_order(
 
 
 async def test_the_reminder_job_reminds_a_customer_who_stopped_mid_flow(
-    harness: Harness, clock: FixedClock
+    harness: ShopHarness, clock: FixedClock
 ) -> None:
     await harness.to_evidence(ALICE)
     harness.tg.clear()
@@ -122,7 +123,7 @@ async def test_the_reminder_job_reminds_a_customer_who_stopped_mid_flow(
 
 
 async def test_the_daily_job_forgets_handled_update_ids_past_the_retention(
-    harness: Harness, clock: FixedClock
+    harness: ShopHarness, clock: FixedClock
 ) -> None:
     await harness.process(harness.updates.command(ALICE, "start"))
     (job,) = harness.application.job_queue.get_jobs_by_name("prune")
@@ -135,7 +136,7 @@ async def test_the_daily_job_forgets_handled_update_ids_past_the_retention(
     assert harness.count("SELECT count(*) FROM processed_updates") == 1  # only /help's is left
 
 
-async def test_groups_and_channels_are_ignored(harness: Harness) -> None:
+async def test_groups_and_channels_are_ignored(harness: ShopHarness) -> None:
     up = harness.updates
     harness.tg.clear()
     await harness.process(up.command(ALICE, "start", chat=GROUP))
@@ -155,7 +156,7 @@ async def test_groups_and_channels_are_ignored(harness: Harness) -> None:
 
 
 async def test_a_flood_gets_one_polite_answer_and_the_rest_is_dropped_unwritten(
-    harness: Harness,
+    harness: ShopHarness,
 ) -> None:
     now = [0.0]
     harness.bot.adapter.limit = IncomingLimit(3, lambda: now[0])  # type: ignore[union-attr]
@@ -181,7 +182,7 @@ async def test_a_flood_gets_one_polite_answer_and_the_rest_is_dropped_unwritten(
     assert harness.tg.texts(ALICE.id)[heard].startswith("I can help you")
 
 
-async def test_the_flood_notice_is_in_the_customers_language(harness: Harness) -> None:
+async def test_the_flood_notice_is_in_the_customers_language(harness: ShopHarness) -> None:
     harness.bot.adapter.limit = IncomingLimit(1, lambda: 0.0)  # type: ignore[union-attr]
     zh = type(ALICE)(3003, language_code="zh-hans")
     await harness.process(harness.updates.command(zh, "start"))
@@ -190,7 +191,7 @@ async def test_the_flood_notice_is_in_the_customers_language(harness: Harness) -
 
 
 async def test_an_error_in_one_update_is_logged_apologised_and_others_carry_on(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+    harness: ShopHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = harness.engine_app.engine
     real = engine.handle
@@ -217,13 +218,11 @@ async def test_an_error_in_one_update_is_logged_apologised_and_others_carry_on(
 
 
 async def test_a_429_is_waited_out_and_retried_by_the_rate_limiter(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    harness: ShopHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PTB 22 warns about RetryAfter's int seconds unless the timedelta behaviour is opted into
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
-    harness.tg.failures["sendMessage"] = [
-        Failure(429, "Too Many Requests: retry after 0.05", {"retry_after": 0.05})
-    ]
+    harness.tg.fail("sendMessage", Failure.flood(0.05))
     await harness.process(harness.updates.command(ALICE, "start"))
     sends = [c for c in harness.tg.calls if c.method == "sendMessage"]
     assert len(sends) == 2  # refused once, then accepted
@@ -231,14 +230,16 @@ async def test_a_429_is_waited_out_and_retried_by_the_rate_limiter(
     assert pending(harness) == 0
 
 
-async def test_a_customer_who_blocked_the_bot_does_not_hold_up_the_outbox(harness: Harness) -> None:
+async def test_a_customer_who_blocked_the_bot_does_not_hold_up_the_outbox(
+    harness: ShopHarness,
+) -> None:
     await harness.link(ALICE)
     await harness.link(BOB)
     with harness.engine_app.store.unit_of_work() as uow:
         for chat, text in ((ALICE.id, "to alice"), (BOB.id, "to bob"), (ALICE.id, "alice again")):
             uow.enqueue(OutboxMessage("telegram", str(chat), Reply("k", text).to_payload()))
     harness.tg.clear()
-    harness.tg.failures["sendMessage"] = [Failure(403, "Forbidden: bot was blocked by the user")]
+    harness.tg.fail("sendMessage", Failure(403, "Forbidden: bot was blocked by the user"))
     (job,) = harness.application.job_queue.get_jobs_by_name("outbox")
     await job.run(harness.application)
     # the refused one is dropped (logged), the rest goes out, in order
@@ -246,7 +247,7 @@ async def test_a_customer_who_blocked_the_bot_does_not_hold_up_the_outbox(harnes
     assert pending(harness) == 0
 
 
-async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: Harness) -> None:
+async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: ShopHarness) -> None:
     # the record rides on the next unit of work; when none comes, a timer writes it
     await harness.process(harness.updates.command(ALICE, "start"))
     assert harness.tg.texts(ALICE.id)
@@ -256,7 +257,7 @@ async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: Ha
 
 
 async def test_a_failure_to_record_deliveries_is_retried(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    harness: ShopHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = harness.engine_app.store
     real_flush = store.flush

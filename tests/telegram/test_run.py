@@ -12,8 +12,8 @@ import pytest
 from bot.cli import main
 from bot.config import Secrets
 from bot.telegram import run
-from tests.telegram.offline import ALICE, FakeTelegram, Updates, telegram_config
-from tests.telegram.test_webhook import unparseable_poll
+from bot.testing import FakeTelegram, Updates
+from tests.telegram.support import ALICE, BOB, telegram_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -59,7 +59,7 @@ def raise_system_exit() -> None:
 def test_polling_run_answers_an_update_and_stops_cleanly(tmp_path: Path) -> None:
     """run_polling for real: deleteWebhook, commands, getUpdates, a reply; SIGTERM-like stop."""
     tg = FakeTelegram()
-    tg.updates = [[Updates().command(ALICE, "start")]]
+    tg.incoming = [[Updates().command(ALICE, "start")]]
 
     stopping: list[bool] = []
 
@@ -91,9 +91,9 @@ def test_polling_skips_an_update_it_cannot_parse_and_serves_the_rest(
     """One unreadable update in a batch used to make polling fetch that batch forever."""
     tg = FakeTelegram()
     up = Updates()
+    broken = up.unparsable(BOB)
     start = up.command(ALICE, "start")
-    broken = unparseable_poll(start["update_id"] - 1, ALICE.id + 1)
-    tg.updates = [[broken, start]]
+    tg.incoming = [[broken, start]]
     stopping: list[bool] = []
 
     def stop_after_reply(calls: int) -> None:

@@ -34,7 +34,8 @@ from bot.telegram import (
 )
 from bot.telegram._api import quiet_typed_method_warning, remove_inline_keyboard, send_text
 from bot.telegram._render import CAPTION_LIMIT, copy_caption, text_length
-from tests.telegram.offline import ALICE, GROUP, TOKEN, Harness, Updates
+from bot.testing import TOKEN, Updates
+from tests.telegram.support import ALICE, GROUP, ShopHarness
 
 BOT = Bot(TOKEN)
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -291,7 +292,7 @@ def test_telegram_settings_are_validated_and_the_download_folder_is_relative_to_
         load_config(path, {"telegram": {"album_wait_seconds": 0}})
 
 
-async def test_the_raw_bot_api_calls_warn_nothing_once_quieted(harness: Harness) -> None:
+async def test_the_raw_bot_api_calls_warn_nothing_once_quieted(harness: ShopHarness) -> None:
     # pyproject's filterwarnings covers the tests; this is what build_bot does for `run`
     bot = harness.application.bot
     with warnings.catch_warnings():

@@ -17,7 +17,8 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
-from tests.telegram.offline import ALICE, WAIT, FakeTelegram, Harness, telegram_config
+from bot.testing import WAIT, FakeTelegram
+from tests.telegram.support import ALICE, ShopHarness, telegram_config
 
 SECRET = "s3cret-Token_for-tests"
 JSON = {"Content-Type": "application/json"}
@@ -34,7 +35,7 @@ def free_port() -> int:
 class Webhook:
     """A bot running PTB's webhook server on loopback, and a client posting to it."""
 
-    def __init__(self, harness: Harness, url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, harness: ShopHarness, url: str, client: httpx.AsyncClient) -> None:
         self.harness = harness
         self.url = url
         self.client = client
@@ -62,7 +63,7 @@ async def webhook(tmp_path: Path, clock: FixedClock, tg: FakeTelegram) -> AsyncI
             },
         },
     )
-    harness = Harness(config, clock, tg)
+    harness = ShopHarness(config, clock, tg)
     await harness.start()
     app = harness.application
     await app.updater.start_webhook(**webhook_options(config, SECRET))
@@ -136,28 +137,16 @@ async def test_the_same_update_posted_twice_has_effect_once(
         assert hook.count("outbox") == len(texts)
 
 
-def unparseable_poll(update_id: int, chat_id: int) -> dict[str, Any]:
-    """A poll message without the fields python-telegram-bot now requires (an older server's)."""
-    message = {
-        "message_id": 900 + update_id,
-        "date": 1_764_000_000,
-        "chat": {"id": chat_id, "type": "private"},
-        "from": {"id": chat_id, "is_bot": False, "first_name": "Old"},
-        "poll": {"id": "p1"},
-    }
-    return {"update_id": update_id, "message": message}
-
-
 async def test_an_update_ptb_cannot_parse_is_400_and_one_log_line_per_update(
     tmp_path: Path, clock: FixedClock, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with webhook(tmp_path, clock, tg) as hook:
-        broken = unparseable_poll(77, ALICE.id)
+        broken = hook.harness.updates.unparsable(ALICE)
         with caplog.at_level(logging.DEBUG, logger="telegram.ext.Updater"):
             assert [await hook.post(broken) for _ in range(3)] == [400, 400, 400]  # retried
         lines = [r for r in caplog.records if "cannot be parsed" in r.getMessage()]
         assert len(lines) == 1 and lines[0].exc_info is None
-        assert "update 77 (message)" in lines[0].getMessage()
+        assert f"update {broken['update_id']} (message)" in lines[0].getMessage()
         assert not any(r.levelno >= logging.CRITICAL for r in caplog.records)
         assert await hook.post(hook.harness.updates.command(ALICE, "start")) == 200
         await tg.until(lambda: bool(tg.sent(ALICE.id)))  # the bot goes on
