@@ -257,7 +257,10 @@ class TelegramConfig(Section):
     outbox_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     reminder_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     concurrent_updates: int = Field(default=64, ge=1, le=1024)  # different chats at once
-    # download evidence here (sha256, bytes checked against the declared type); null: do not
+    # download each evidence file (within Telegram's 20 MB) to check its bytes against its type
+    # (JPEG/PNG photos, PDFs) and hash it for duplicates; false: trust Telegram's MIME type
+    check_file_content: bool = True
+    # also keep the downloaded files here, as <sha256><suffix>; null: keep none
     evidence_download_dir: Path | None = None
 
     @model_validator(mode="after")

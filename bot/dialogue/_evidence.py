@@ -37,9 +37,11 @@ def kinds_text(turn: Turn, req: EvidenceRequirement) -> str:
 def add_evidence(turn: Turn) -> None:
     req = requirement(turn)
     items = collected(turn)
-    known = {e["file_unique_id"] for e in items}
+    # the same file twice: Telegram's id for its bytes, or their hash when the bytes were read
+    known = {e["file_unique_id"] for e in items} | {e["sha256"] for e in items if e.get("sha256")}
     if turn.conv.flow != "apply" and "ticket_no" in turn.data:
-        known |= {e.file_unique_id for e in turn.uow.evidence_of(str(turn.data["ticket_no"]))}
+        for e in turn.uow.evidence_of(str(turn.data["ticket_no"])):
+            known |= {e.file_unique_id, e.sha256} - {None}
     accepted = 0
     over: list[str] = []  # past the limit: one message for all of them (an album of 20)
     for f in turn.event.files:
@@ -50,7 +52,7 @@ def add_evidence(turn: Turn) -> None:
             turn.say("evidence.error.content", name=name, allowed=kinds_text(turn, req))
         elif f.size_bytes > req.max_size_bytes:
             turn.say("evidence.error.size", name=name, max_mb=req.max_size_bytes // MB)
-        elif f.file_unique_id in known:
+        elif f.file_unique_id in known or (f.sha256 is not None and f.sha256 in known):
             turn.say("evidence.error.duplicate", name=name)
         elif len(items) >= req.max_files:
             over.append(name)
@@ -66,7 +68,7 @@ def add_evidence(turn: Turn) -> None:
                 added_at=turn.now,
             )
             items.append(evidence.model_dump(mode="json"))
-            known.add(f.file_unique_id)
+            known |= {f.file_unique_id, f.sha256} - {None}
             accepted += 1
     if len(over) == 1:
         turn.say("evidence.error.too_many", name=over[0], max=req.max_files)

@@ -59,7 +59,8 @@ class TelegramAdapter:
         self.outbox = Outbox(app.store, app.clock)
         self.desk = TelegramDesk(app, self.outbox)
         folder = settings.evidence_download_dir
-        self.downloads = EvidenceDownloads(folder) if folder is not None else None
+        checked = settings.check_file_content or folder is not None
+        self.downloads = EvidenceDownloads(folder) if checked else None
         self.album_wait = settings.album_wait_seconds
         self._albums: dict[int, _Album] = {}  # chat id -> the album being collected there
         self._album_tasks: set[asyncio.Task[None]] = set()

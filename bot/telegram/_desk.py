@@ -253,8 +253,7 @@ class TelegramDesk:
             return
         thread, reply_to = _place(info.case)
         posted = await self._send(bot, info.text, (), thread, reply_to)
-        for evidence, caption in info.evidence:
-            posted.append(await self._send_file(bot, evidence, caption, thread, reply_to))
+        posted += await self._send_files(bot, info.evidence, thread, reply_to)
         if thread is None:
             self.desk.link(info.case, self.chat_id, posted)
 
@@ -283,13 +282,8 @@ class TelegramDesk:
                 thread, parts = await self._post(bot, card, None)
             # the card's last part carries the buttons: without topics, replies go under it
             card_id = parts[-1]
-            files = []
-            for evidence, caption in card.evidence:
-                reply_to = None if thread is not None else card_id
-                try:
-                    files.append(await self._send_file(bot, evidence, caption, thread, reply_to))
-                except TelegramError as exc:  # one bad file_id must not hold back the case
-                    log.warning("agent desk: evidence %s not re-sent: %s", evidence.file_id, exc)
+            reply_to = None if thread is not None else card_id
+            files = await self._send_files(bot, card.evidence, thread, reply_to)
             self.desk.card_posted(case, chat, thread, [card_id, *parts[:-1], *files])
 
     async def _post(self, bot: Bot, card: Card, thread: int | None) -> tuple[int | None, list[int]]:
@@ -369,6 +363,25 @@ class TelegramDesk:
                     **reply,
                 )
             )
+        return posted
+
+    async def _send_files(
+        self,
+        bot: Bot,
+        evidence: tuple[tuple[Evidence, str], ...],
+        thread: int | None,
+        reply_to: int | None,
+    ) -> list[int]:
+        """Re-send each file; one that Telegram refuses never holds back the others, and the
+        agents are told which one did not come through."""
+        posted = []
+        for item, caption in evidence:
+            try:
+                posted.append(await self._send_file(bot, item, caption, thread, reply_to))
+            except TelegramError as exc:
+                log.warning("agent desk: evidence %s not re-sent: %s", item.file_id, exc)
+                text = self.desk.texts.t("desk.note.file_failed", caption=caption, reason=exc)
+                posted += await self._send(bot, text, (), thread, reply_to)
         return posted
 
     async def _send_file(

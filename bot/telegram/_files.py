@@ -1,4 +1,5 @@
-"""Optional download of evidence files: kept by content hash, bytes checked against the type."""
+"""Evidence files checked by their content: downloaded (within Telegram's 20 MB), bytes checked
+against the declared type, hashed for duplicates, and kept by hash when a folder is configured."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from telegram import Bot
 from telegram.constants import FileSizeLimit
+from telegram.error import TelegramError
 
 from bot.domain import EvidenceKind
 from bot.engine import FileInfo
@@ -46,9 +48,9 @@ def suffix_of(info: FileInfo, data: bytes) -> str:
 
 
 class EvidenceDownloads:
-    """Downloads each file into `folder` as `<sha256><suffix>`, the same bytes once."""
+    """Downloads each file to check it; keeps it in `folder` as `<sha256><suffix>` if given."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path | None) -> None:
         self.folder = folder
 
     async def fetch(self, bot: Bot, info: FileInfo) -> FileInfo:
@@ -56,14 +58,19 @@ class EvidenceDownloads:
         refuses it if not)."""
         if info.size_bytes > DOWNLOAD_LIMIT:
             return info  # too big to download: the engine refuses it by size with the limit
-        file = await bot.get_file(info.file_id)
-        data = bytes(await file.download_as_bytearray())
+        try:
+            file = await bot.get_file(info.file_id)
+            data = bytes(await file.download_as_bytearray())
+        except TelegramError as exc:  # Telegram could not give it now: taken as it is declared
+            log.warning("file %s not downloaded, not checked: %s", info.file_unique_id, exc)
+            return info
         if not bytes_match(info.kind, data):
             log.info("file %s declared %s does not match its bytes", info.file_unique_id, info.kind)
             return dataclasses.replace(info, content_ok=False)
         digest = hashlib.sha256(data).hexdigest()
-        path = self.folder / f"{digest}{suffix_of(info, data)}"
-        await asyncio.to_thread(_write_once, path, data)
+        if self.folder is not None:
+            path = self.folder / f"{digest}{suffix_of(info, data)}"
+            await asyncio.to_thread(_write_once, path, data)
         return dataclasses.replace(info, sha256=digest, size_bytes=len(data), content_ok=True)
 
 

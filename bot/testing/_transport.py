@@ -127,10 +127,28 @@ class FakeFile:
     kind: str = "document"
     declared_size: int | None = None
     content: bytes | None = None
+    mime: str | None = None  # a document's declared type: what its made-up bytes look like
 
     @property
     def size(self) -> int | None:
         return len(self.content) if self.content is not None else self.declared_size
+
+    def bytes(self) -> bytes:
+        """Its content, or bytes of its declared size that look like its type (a photo is a
+        JPEG, a PDF starts %PDF...), different for every file so that hashes differ too."""
+        if self.content is not None:
+            return self.content
+        head = _MAGIC.get(self.mime or "", b"") if self.kind != "photo" else _MAGIC["image/jpeg"]
+        body = head + f" fake file {self.file_id} ".encode()
+        size = max(self.declared_size or 0, len(body))
+        return body + b"0" * (size - len(body))
+
+
+_MAGIC = {
+    "image/jpeg": b"\xff\xd8\xff\xe0",
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "application/pdf": b"%PDF-1.7\n",
+}
 
 
 @dataclass
@@ -269,16 +287,24 @@ class FakeTelegram(BaseRequest):
         self._watchers.append(callback)
 
     def add_file(
-        self, file_id: str, content: bytes | None = None, *, kind: str = "document", size: int = 0
+        self,
+        file_id: str,
+        content: bytes | None = None,
+        *,
+        kind: str = "document",
+        size: int = 0,
+        mime: str | None = None,
     ) -> FakeFile:
-        """A file Telegram holds: getFile answers its size, a download returns `content`."""
+        """A file Telegram holds: getFile answers its size, a download returns `content` (or
+        made-up bytes of its size that look like its type)."""
         known = self.files.get(file_id)
         if known is None:
-            known = self.files[file_id] = FakeFile(file_id, kind, size or None, content)
+            known = self.files[file_id] = FakeFile(file_id, kind, size or None, content, mime)
         else:
             known.kind = kind
             known.content = content if content is not None else known.content
             known.declared_size = size or known.declared_size
+            known.mime = mime or known.mime
         return known
 
     def new_message_id(self, chat_id: int) -> int:
@@ -325,11 +351,11 @@ class FakeTelegram(BaseRequest):
         if self.record:
             self.calls.append(Call("GET", {}, url))
         known = self.files.get(url.rsplit("/", 1)[-1])
-        if known is None or known.content is None:
+        if known is None:
             return 404, json.dumps(
                 {"ok": False, "error_code": 404, "description": "Not Found"}
             ).encode()
-        return 200, known.content
+        return 200, known.bytes()
 
     async def _answer(self, call: Call) -> tuple[int, bytes]:
         name, params = call.method, call.params

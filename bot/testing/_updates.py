@@ -177,7 +177,7 @@ class Updates:
         if mime:
             document["mime_type"] = mime
         if self._tg is not None:
-            self._tg.add_file(file_id, kind="document", size=size)
+            self._tg.add_file(file_id, kind="document", size=size, mime=mime)
         return self.message(user, document=document, **_extras(caption, album), **kw)
 
     # -- presses and the rest -----------------------------------------------------------------

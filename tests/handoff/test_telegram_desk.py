@@ -568,3 +568,20 @@ def _command(length: int) -> list[dict[str, object]]:
 
 def _private(user_id: int) -> ConversationKey:
     return conversation_key(user_id)
+
+
+async def test_a_supplemented_file_telegram_refuses_does_not_hold_back_the_others(
+    harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
+) -> None:
+    up = harness.updates
+    await agents.say(AGENT1, "/need 请上传两张截图", thread)
+    await harness.process(up.photo(ALICE, "first", album="a1"))
+    await harness.process(up.photo(ALICE, "second", album="a1"))
+    await harness.bot.adapter.flush_albums(harness.application.bot)
+    tg.fail("sendPhoto", Failure(400, "Bad Request: wrong file identifier/HTTP URL specified"))
+    await harness.press(ALICE, "Done uploading")
+    texts = tg.texts(GROUP_ID, thread)
+    assert texts[-2] == "📎 客户补充了材料(2 份)"
+    # the first of the two was refused: the agents are told which, and why
+    assert texts[-1].startswith("⚠️ 这份凭证没能转到这里(凭证 1/2):Wrong file identifier")
+    assert tg.to(GROUP_ID, "sendPhoto")[-1]["photo"] == "second"  # the other still came

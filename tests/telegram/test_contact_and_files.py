@@ -141,3 +141,41 @@ async def test_the_other_buttons_of_the_contact_keyboard_send_their_label(
     assert label == "Verify with order number"
     await harness.process(harness.updates.text(ALICE, label))
     assert harness.state(ALICE) == "start.ask_order_no"
+
+
+async def test_by_default_a_file_is_checked_by_its_bytes_not_its_name_or_type(
+    harness: ShopHarness,
+) -> None:
+    tg, up = harness.tg, harness.updates
+    await harness.to_evidence(ALICE)
+    tg.add_file("exe", b"MZ\x90\x00 an executable dressed as a screenshot")
+    png = b"\x89PNG\r\n\x1a\n" + b"pixels" * 100
+    tg.add_file("png", png)
+    tg.add_file("png-again", png)  # the same bytes under another file id
+    await harness.process(up.document(ALICE, "exe", "invoice.exe", "image/png"))
+    await harness.process(up.document(ALICE, "png", "截图.png", "image/png"))
+    await harness.process(up.document(ALICE, "png-again", "截图2.png", "image/png"))
+    texts = tg.texts(ALICE.id)
+    assert any(
+        t.startswith("“invoice.exe” does not contain what its file type says") for t in texts
+    )
+    assert "“截图2.png” has already been uploaded." in texts
+    evidence = harness.evidence(ALICE)
+    assert [e["file_id"] for e in evidence] == ["png"]
+    assert evidence[0]["sha256"] == hashlib.sha256(png).hexdigest()
+
+
+async def test_with_content_checks_off_the_declared_type_is_trusted(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram
+) -> None:
+    config = telegram_config(tmp_path, telegram={"check_file_content": False})
+    harness = ShopHarness(config, clock, tg)
+    await harness.start()
+    try:
+        await harness.to_evidence(ALICE)
+        tg.add_file("exe", b"MZ\x90\x00 an executable dressed as a screenshot")
+        await harness.process(harness.updates.document(ALICE, "exe", "invoice.exe", "image/png"))
+        assert [e["file_id"] for e in harness.evidence(ALICE)] == ["exe"]
+        assert not [c for c in tg.calls if c.method in ("getFile", "GET")]  # nothing downloaded
+    finally:
+        await harness.stop()
