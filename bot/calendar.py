@@ -3,26 +3,81 @@
 For a year the package does not cover yet (it is published a year at a time), fall back to
 Monday–Friday, minus the holidays and plus the make-up days listed in config.yaml, and log a
 warning once per year. Never raise for an uncovered year: a deadline a day off is better than a
-customer who cannot file a ticket.
+customer who cannot file a ticket. Once an installed release covers a year, the package decides
+it and the config fallback for that year is ignored.
+
+The official source is injected (`official=`): tests pass an `OfficialTable` so that they do not
+depend on which years the installed chinese-calendar happens to cover.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
+from importlib import metadata
+from typing import Literal, Protocol
 
 import chinese_calendar
 
 log = logging.getLogger(__name__)
 
+Source = Literal["package", "fallback"]
+
+
+class OfficialCalendar(Protocol):
+    """The State Council's published schedule, for the years it covers."""
+
+    name: str
+
+    def is_workday(self, day: date) -> bool | None: ...  # None: the year is not covered
+
+
+class ChineseCalendarPackage:
+    """The installed chinese-calendar release."""
+
+    def __init__(self) -> None:
+        try:
+            version = metadata.version("chinesecalendar")
+        except metadata.PackageNotFoundError:  # pragma: no cover - installed under another name
+            version = "?"
+        self.name = f"chinese-calendar {version}"
+
+    def is_workday(self, day: date) -> bool | None:
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:
+            return None
+
+
+@dataclass(frozen=True)
+class OfficialTable:
+    """An official schedule given as data: the years covered, their holidays and make-up days."""
+
+    years: frozenset[int]
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+    name: str = "table"
+
+    def is_workday(self, day: date) -> bool | None:
+        if day.year not in self.years:
+            return None
+        if day in self.holidays:
+            return False
+        return day in self.workdays or day.weekday() < 5
+
 
 class WorkingCalendar:
     def __init__(
-        self, fallback_holidays: Iterable[date] = (), fallback_workdays: Iterable[date] = ()
+        self,
+        fallback_holidays: Iterable[date] = (),
+        fallback_workdays: Iterable[date] = (),
+        official: OfficialCalendar | None = None,
     ) -> None:
         self._holidays = frozenset(fallback_holidays)
         self._workdays = frozenset(fallback_workdays)
+        self.official: OfficialCalendar = official or ChineseCalendarPackage()
         self._warned: set[int] = set()
         # chinese_calendar.is_workday scans its holiday table on every call (~15 us) and a
         # deadline walks several days per assessment: remember each day's answer (fixed data)
@@ -32,29 +87,39 @@ class WorkingCalendar:
         """True on a Chinese working day (make-up Saturdays included, holidays excluded)."""
         known = self._known.get(day)
         if known is None:
-            try:
-                known = bool(chinese_calendar.is_workday(day))
-            except NotImplementedError:
-                known = self._fallback(day)
+            official = self.official.is_workday(day)
+            known = self._fallback(day) if official is None else official
             self._known[day] = known
         return known
 
     def is_covered(self, year: int) -> bool:
-        """Whether chinese-calendar knows the official schedule of `year`."""
-        try:
-            chinese_calendar.is_workday(date(year, 6, 1))
-        except NotImplementedError:
-            return False
-        return True
+        """Whether the official source knows the schedule of `year`."""
+        return self.official.is_workday(date(year, 6, 1)) is not None
+
+    def source_of(self, year: int) -> Source:
+        """Where the working days of `year` come from."""
+        return "package" if self.is_covered(year) else "fallback"
+
+    def fallback_years(self) -> list[int]:
+        """The years config.yaml lists fallback days for."""
+        return sorted({d.year for d in self._holidays | self._workdays})
+
+    def fallback_counts(self, year: int) -> tuple[int, int]:
+        """(holidays, make-up working days) the config lists for `year`."""
+        return (
+            sum(1 for d in self._holidays if d.year == year),
+            sum(1 for d in self._workdays if d.year == year),
+        )
 
     def _fallback(self, day: date) -> bool:
         if day.year not in self._warned:
             self._warned.add(day.year)
             log.warning(
-                "chinese-calendar has no data for %d: using Monday–Friday and the holidays in "
+                "%s has no data for %d: using Monday–Friday and the holidays in "
                 "config.yaml calendar.fallback_holidays (%d listed for that year)",
+                self.official.name,
                 day.year,
-                sum(1 for h in self._holidays if h.year == day.year),
+                self.fallback_counts(day.year)[0],
             )
         if day in self._holidays:
             return False
@@ -72,6 +137,12 @@ class WorkingCalendar:
             day += timedelta(days=1)
             if self.is_working_day(day):
                 remaining -= 1
+        return day
+
+    def on_or_after(self, day: date) -> date:
+        """`day` if it is a working day, else the next working day (Civil Code Art. 203)."""
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
         return day
 
     def working_days_between(self, start: date, end: date) -> int:

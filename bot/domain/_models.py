@@ -200,8 +200,11 @@ class Quote(Frozen):
     payout_window: tuple[int, int]  # working days after approval, by the payment channel
     explanation: tuple[str, ...]  # message keys, in order
     explanation_params: dict[str, str | int] = Field(default_factory=dict)
-    legal_refs: tuple[str, ...]  # keys into config `legal`
+    legal_refs: tuple[str, ...]  # keys into config `legal`: this decision's basis, each once
     offers: tuple[str, ...] = ()  # alternative paths, e.g. "activation_dispute", "agent"
+    # which policy decided: "<rules version>+<hash of config `policy`>" (None: decided before
+    # fingerprints were recorded)
+    policy_fingerprint: str | None = None
 
 
 class TicketSummary(Frozen):
@@ -283,4 +286,25 @@ class RefundEntry(Frozen):
     amount_fen: int = Field(gt=0)
     channel: PaymentChannel
     state: RefundState = RefundState.PENDING
+    created_at: AwareDatetime
+
+
+class CompensationKind(StrEnum):
+    """What CPL Art. 53 adds to the refund of a prepayment."""
+
+    INTEREST = "interest"  # interest on the prepayment
+    COSTS = "costs"  # reasonable costs the customer had to bear
+
+
+class CompensationEntry(Frozen):
+    """A compensation payout, kept in its own ledger apart from the price refund and its cap."""
+
+    idempotency_key: str
+    ticket_no: str
+    order_id: str
+    kind: CompensationKind
+    amount_fen: int = Field(gt=0)
+    channel: PaymentChannel
+    state: RefundState = RefundState.PENDING
+    actor: str  # the agent who added it
     created_at: AwareDatetime
