@@ -111,6 +111,27 @@ class WorkingCalendar:
             sum(1 for d in self._workdays if d.year == year),
         )
 
+    def sources(self, years: Iterable[int]) -> list[str]:
+        """Where each year's working days come from, one line per year, for `refund-bot check`:
+        these years and every year the config lists fallback days for."""
+        lines = []
+        for year in sorted({*years, *self.fallback_years()}):
+            holidays, workdays = self.fallback_counts(year)
+            if self.is_covered(year):
+                ignored = (
+                    f" (the {holidays + workdays} fallback day(s) listed for it are ignored)"
+                    if holidays + workdays
+                    else ""
+                )
+                lines.append(f"{year}: {self.official.name}{ignored}")
+            else:
+                lines.append(
+                    f"{year}: config fallback, Monday–Friday with {holidays} holiday(s) and "
+                    f"{workdays} make-up working day(s) from calendar.fallback_* "
+                    f"({self.official.name} does not cover it)"
+                )
+        return lines
+
     def _fallback(self, day: date) -> bool:
         if day.year not in self._warned:
             self._warned.add(day.year)

@@ -46,7 +46,7 @@ def test_shipped_config_is_valid_and_complete() -> None:
     [
         ({"policy": {"seven_day": {"window_days": 0}}}, "policy.seven_day.window_days: must be ≥ 1"),
         ({"policy": {"seven_day": {"window_days": "seven"}}}, "policy.seven_day.window_days: must be a whole number"),
-        ({"policy": {"seven_day": {"excluded_categories": ["games"]}}}, "policy.seven_day.excluded_categories.0: must be one of"),
+        ({"policy": {"seven_day": {"excluded_categories": ["games"]}}}, "policy.seven_day.excluded_categories.games.[key]: must be one of"),
         ({"policy": {"evidence": {"default": {"max_size_mb": 25}}}}, "policy.evidence.default.max_size_mb: must be ≤ 20"),
         ({"policy": {"evidence": {"rules": {"refund_me": {"min_count": 1}}}}}, "unknown reason 'refund_me'"),
         ({"policy": {"evidence": {"rules": {"seven_day.duplicate": {"min_count": 1}}}}}, "'duplicate' is not a sub-reason of seven_day"),
