@@ -29,7 +29,8 @@ Source = Literal["package", "fallback"]
 class OfficialCalendar(Protocol):
     """The State Council's published schedule, for the years it covers."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def is_workday(self, day: date) -> bool | None: ...  # None: the year is not covered
 
@@ -66,6 +67,22 @@ class OfficialTable:
         if day in self.holidays:
             return False
         return day in self.workdays or day.weekday() < 5
+
+
+@dataclass(frozen=True)
+class OnlyYears:
+    """An official source limited to some years, the others left to the fallback (a scripted
+    dialogue pins what "the package covers" to, whatever release is installed)."""
+
+    inner: OfficialCalendar
+    years: frozenset[int]
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def is_workday(self, day: date) -> bool | None:
+        return self.inner.is_workday(day) if day.year in self.years else None
 
 
 class WorkingCalendar:
@@ -136,10 +153,10 @@ class WorkingCalendar:
         if day.year not in self._warned:
             self._warned.add(day.year)
             log.warning(
-                "%s has no data for %d: using Monday–Friday and the holidays in "
-                "config.yaml calendar.fallback_holidays (%d listed for that year)",
-                self.official.name,
+                "chinese-calendar has no data for %d (%s): using Monday–Friday and the holidays "
+                "in config.yaml calendar.fallback_holidays (%d listed for that year)",
                 day.year,
+                self.official.name,
                 self.fallback_counts(day.year)[0],
             )
         if day in self._holidays:

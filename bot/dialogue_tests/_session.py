@@ -15,6 +15,7 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, ContextTypes
 
 from bot.app import DEMO_ORDERS, App, build_app
+from bot.calendar import ChineseCalendarPackage, OnlyYears, WorkingCalendar
 from bot.clock import FixedClock, to_local
 from bot.config import Config, ConfigError, deep_merge, load_config
 from bot.dialogue_tests._coverage import Coverage
@@ -139,9 +140,17 @@ class Session:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    def _calendar(self) -> WorkingCalendar | None:
+        years = self.script.given.calendar_years
+        if years is None:
+            return None
+        cal = self.config.calendar
+        official = OnlyYears(ChineseCalendarPackage(), frozenset(years))
+        return WorkingCalendar(cal.fallback_holidays, cal.fallback_workdays, official)
+
     async def start(self, orders: list[Order] | None = None) -> None:
         store = SqliteStore.open(self.config.store.path, clock=self.clock)
-        self.app = build_app(self.config, clock=self.clock, store=store)
+        self.app = build_app(self.config, clock=self.clock, store=store, calendar=self._calendar())
         if orders:
             store_orders(self.app.store, orders)
         self.coverage.attach(self.app.engine)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.calendar import WorkingCalendar
+from bot.calendar import ChineseCalendarPackage, OnlyYears, WorkingCalendar
 from bot.config import Config, Policy, parse_config
 from bot.domain import (
     History,
@@ -452,7 +452,9 @@ def test_review_deadline_after_national_day_counts_the_make_up_saturday() -> Non
 def test_ticket_submitted_2026_12_30_gets_a_2027_deadline_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cal = WorkingCalendar(CONFIG.calendar.fallback_holidays)
+    # as if the installed chinese-calendar had no 2027 (whatever release is installed)
+    official = OnlyYears(ChineseCalendarPackage(), frozenset({2026}))
+    cal = WorkingCalendar(CONFIG.calendar.fallback_holidays, official=official)
     with caplog.at_level(logging.WARNING, logger="bot.calendar"):
         q = assess(
             make_order(paid_at=at("2026-12-28 10:00"), list_price_fen=50000, cash_paid_fen=50000),
