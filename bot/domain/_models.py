@@ -277,8 +277,8 @@ class RefundState(StrEnum):
     FAILED = "failed"
 
 
-class RefundEntry(Frozen):
-    """A payout in the refunds ledger. The idempotency key is saved before the money moves."""
+class Payout(Frozen):
+    """Money going out under an idempotency key saved before the money moves."""
 
     idempotency_key: str
     ticket_no: str
@@ -287,6 +287,10 @@ class RefundEntry(Frozen):
     channel: PaymentChannel
     state: RefundState = RefundState.PENDING
     created_at: AwareDatetime
+
+
+class RefundEntry(Payout):
+    """A payout in the refunds ledger: the price refund, capped by cash paid − refunded."""
 
 
 class CompensationKind(StrEnum):
@@ -296,15 +300,8 @@ class CompensationKind(StrEnum):
     COSTS = "costs"  # reasonable costs the customer had to bear
 
 
-class CompensationEntry(Frozen):
+class CompensationEntry(Payout):
     """A compensation payout, kept in its own ledger apart from the price refund and its cap."""
 
-    idempotency_key: str
-    ticket_no: str
-    order_id: str
     kind: CompensationKind
-    amount_fen: int = Field(gt=0)
-    channel: PaymentChannel
-    state: RefundState = RefundState.PENDING
     actor: str  # the agent who added it
-    created_at: AwareDatetime
