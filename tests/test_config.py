@@ -127,3 +127,21 @@ def test_a_dumped_config_reads_back_the_same() -> None:
     again = parse_config(config.model_dump(mode="json"))
     assert again.policy.fast_refund.max_amount == config.policy.fast_refund.max_amount == 20000
     assert again == config
+
+
+def test_cli_check_names_the_policy_fingerprint_and_each_years_calendar(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.rules import policy_fingerprint
+
+    config = load_config(REPO / "config.yaml")
+    assert main(["--config", str(REPO / "config.yaml"), "check"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"policy fingerprint (stamped on every decision): {policy_fingerprint(config.policy)}"
+        in out
+    )
+    years = [line.strip() for line in out.split("working days by year:\n")[1].splitlines()]
+    assert any(line.startswith("2027: ") for line in years)  # the year config.yaml falls back for
+    for line in years:  # the package or the fallback, whichever the installed release gives
+        assert "chinese-calendar" in line or "config fallback" in line, line
