@@ -46,10 +46,18 @@ def load_dialogue(
     return load_flows(STEPS, catalog.keys(), flows_dir), catalog
 
 
-def build_app(config: Config, *, clock: Clock | None = None, store: Store | None = None) -> App:
+def build_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> App:
     """Wire config, store, calendar, flows and engine."""
     flows, catalog = load_dialogue()
-    calendar = WorkingCalendar(config.calendar.fallback_holidays, config.calendar.fallback_workdays)
+    calendar = calendar or WorkingCalendar(
+        config.calendar.fallback_holidays, config.calendar.fallback_workdays
+    )
     clock = clock or SystemClock()
     store = store or SqliteStore.open(config.store.path, clock=clock)
     engine = Engine(

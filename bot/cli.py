@@ -9,8 +9,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bot.calendar import WorkingCalendar
+from bot.clock import SHANGHAI, SystemClock
 from bot.config import Config, ConfigError, Secrets, load_config
 from bot.orders_import import ImportFileError, format_errors, import_orders, parse_orders
+from bot.rules import policy_fingerprint
 from bot.store import StoreError
 from bot.store.sqlite import SqliteStore
 
@@ -34,6 +37,12 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     if problems:
         return 2
     print(f"{args.config}: ok; flows and message catalogs: ok")
+    print(f"policy fingerprint (stamped on every decision): {policy_fingerprint(config.policy)}")
+    cal = WorkingCalendar(config.calendar.fallback_holidays, config.calendar.fallback_workdays)
+    this_year = SystemClock().now().astimezone(SHANGHAI).year
+    print("working days by year:")
+    for line in cal.sources((this_year, this_year + 1)):
+        print(f"  {line}")
     return 0
 
 

@@ -61,9 +61,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Why a category is excluded from the seven-day return: "statutory" = on CPL Art. 25(1)'s list
+# (refused outright); "by_nature" = excluded by its nature only where the customer confirmed it at
+# purchase (CPL Art. 25(2), 2017 Measures Art. 7–8, Implementing Regulations 2024 Art. 19).
+ExclusionBasis = Literal["statutory", "by_nature"]
+
+
+def _exclusions(value: object) -> object:
+    # the list form of earlier configs stays valid and means statutory
+    if isinstance(value, list | tuple):
+        return {category: "statutory" for category in value}
+    return value
+
+
+def _default_exclusions() -> dict[Category, ExclusionBasis]:
+    return {Category.GAME_POINTS: "by_nature", Category.PHONE_TOPUP: "by_nature"}
+
+
 class SevenDay(Section):
     window_days: int = Field(default=7, ge=1)
-    excluded_categories: tuple[Category, ...] = (Category.GAME_POINTS, Category.PHONE_TOPUP)
+    excluded_categories: Annotated[dict[Category, ExclusionBasis], BeforeValidator(_exclusions)] = (
+        Field(default_factory=_default_exclusions)
+    )
+    # Civil Code Art. 203: a window whose last day is a rest day ends on the next working day
+    extend_to_working_day: bool = True
 
 
 class EvidenceRule(Section):
@@ -138,6 +159,15 @@ class FastRefund(Section):
     no_rejection_within_days: int = Field(default=90, ge=0)
 
 
+class Compensation(Section):
+    """CPL Art. 53: interest on the prepayment and reasonable costs, added by an agent to a
+    ticket apart from the price refund; each kind capped per ticket."""
+
+    reasons: tuple[Reason, ...] = (Reason.SERVICE_ISSUE,)
+    max_interest: YuanAsFen = 10000
+    max_costs: YuanAsFen = 30000
+
+
 class DuplicatePurchase(Section):
     window_hours: int = Field(default=24, ge=1, le=24 * 30)
 
@@ -178,6 +208,7 @@ class Policy(Section):
     pro_rata_unit: Literal["day", "month"] = "day"
     fast_refund: FastRefund = FastRefund()
     duplicate_purchase: DuplicatePurchase = DuplicatePurchase()
+    compensation: Compensation = Compensation()
     review: ReviewDeadlines = ReviewDeadlines()
     payout_windows: dict[PaymentChannel, PayoutWindow] = Field(default_factory=_default_payout)
     max_appeals: int = Field(default=1, ge=0, le=3)
@@ -222,6 +253,7 @@ class LegalRef(Section):
 REQUIRED_LEGAL_REFS: tuple[str, ...] = (
     "cpl_25",
     "measures_art7",
+    "impl_reg_19",
     "cpl_44",
     "cpl_53",
     "spc_prepaid_2025",

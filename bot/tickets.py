@@ -14,6 +14,8 @@ from bot.calendar import WorkingCalendar
 from bot.clock import to_local
 from bot.config import Config
 from bot.domain import (
+    CompensationEntry,
+    CompensationKind,
     Customer,
     Evidence,
     History,
@@ -31,7 +33,13 @@ from bot.domain import (
     TicketSummary,
     next_status,
 )
-from bot.rules import assess, check_requested_amount, payout_due
+from bot.rules import (
+    assess,
+    check_compensation,
+    check_requested_amount,
+    compensation_cap,
+    payout_due,
+)
 from bot.store import OpenTicketExists, RefundExceedsCashPaid, UnitOfWork
 
 
@@ -127,6 +135,7 @@ def submit(
         TicketStatus.SUBMITTED,
         amount_fen=requested_fen,
         outcome=q.outcome.value,
+        policy=q.policy_fingerprint,
         note=note,
     )
     for item in evidence:
@@ -218,7 +227,52 @@ def mark_refunded(
         amount_fen=entry.amount_fen,
     )
     uow.set_refund_state(entry.idempotency_key, RefundState.PAID)
+    # compensation added to the ticket goes out with its payout (its own ledger and keys)
+    for extra in uow.compensations_of_ticket(ticket.ticket_no):
+        if extra.state is RefundState.PENDING:
+            uow.set_compensation_state(extra.idempotency_key, RefundState.PAID)
     return moved, entry.model_copy(update={"state": RefundState.PAID})
+
+
+def compensate(
+    uow: UnitOfWork,
+    config: Config,
+    ticket: Ticket,
+    order: Order,
+    kind: CompensationKind,
+    amount_fen: int,
+    actor: str,
+    now: datetime,
+) -> CompensationEntry:
+    """CPL Art. 53: add interest or reasonable costs to an approved ticket, capped by policy, as
+    a payout of its own apart from the price refund and its cap, with an audit event."""
+    earlier = [c for c in uow.compensations_of_ticket(ticket.ticket_no) if c.kind is kind]
+    granted = sum(c.amount_fen for c in earlier if c.state is not RefundState.FAILED)
+    problem = check_compensation(ticket, kind, amount_fen, granted, config.policy)
+    if problem is not None:
+        cap = compensation_cap(kind, config.policy)
+        raise Refusal(problem, cap_fen=cap, granted_fen=granted)
+    entry = CompensationEntry(
+        idempotency_key=f"{ticket.ticket_no}/compensation/{kind.value}/{len(earlier)}",
+        ticket_no=ticket.ticket_no,
+        order_id=order.order_id,
+        kind=kind,
+        amount_fen=amount_fen,
+        channel=order.payment_channel,
+        actor=actor,
+        created_at=now,
+    )
+    uow.add_compensation(entry)
+    add_note(
+        uow,
+        ticket,
+        actor,
+        now,
+        f"compensate_{kind.value}",
+        amount_fen=amount_fen,
+        idempotency_key=entry.idempotency_key,
+    )
+    return entry
 
 
 def _event(

@@ -46,7 +46,7 @@ def test_shipped_config_is_valid_and_complete() -> None:
     [
         ({"policy": {"seven_day": {"window_days": 0}}}, "policy.seven_day.window_days: must be ≥ 1"),
         ({"policy": {"seven_day": {"window_days": "seven"}}}, "policy.seven_day.window_days: must be a whole number"),
-        ({"policy": {"seven_day": {"excluded_categories": ["games"]}}}, "policy.seven_day.excluded_categories.0: must be one of"),
+        ({"policy": {"seven_day": {"excluded_categories": ["games"]}}}, "policy.seven_day.excluded_categories.games.[key]: must be one of"),
         ({"policy": {"evidence": {"default": {"max_size_mb": 25}}}}, "policy.evidence.default.max_size_mb: must be ≤ 20"),
         ({"policy": {"evidence": {"rules": {"refund_me": {"min_count": 1}}}}}, "unknown reason 'refund_me'"),
         ({"policy": {"evidence": {"rules": {"seven_day.duplicate": {"min_count": 1}}}}}, "'duplicate' is not a sub-reason of seven_day"),
@@ -127,3 +127,21 @@ def test_a_dumped_config_reads_back_the_same() -> None:
     again = parse_config(config.model_dump(mode="json"))
     assert again.policy.fast_refund.max_amount == config.policy.fast_refund.max_amount == 20000
     assert again == config
+
+
+def test_cli_check_names_the_policy_fingerprint_and_each_years_calendar(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.rules import policy_fingerprint
+
+    config = load_config(REPO / "config.yaml")
+    assert main(["--config", str(REPO / "config.yaml"), "check"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"policy fingerprint (stamped on every decision): {policy_fingerprint(config.policy)}"
+        in out
+    )
+    years = [line.strip() for line in out.split("working days by year:\n")[1].splitlines()]
+    assert any(line.startswith("2027: ") for line in years)  # the year config.yaml falls back for
+    for line in years:  # the package or the fallback, whichever the installed release gives
+        assert "chinese-calendar" in line or "config fallback" in line, line

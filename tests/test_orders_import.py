@@ -888,6 +888,7 @@ def test_eleven_digits_that_are_not_a_chinese_mobile_are_refused(digits: str) ->
 LEGAL_KEYS = (
     "cpl_25",
     "measures_art7",
+    "impl_reg_19",
     "cpl_44",
     "cpl_53",
     "spc_prepaid_2025",

@@ -84,6 +84,13 @@ def legal(turn: Speaker, refs: tuple[str, ...]) -> str:
     return turn.t("legal.heading") + "\n" + "\n".join(lines)
 
 
+def basis(turn: Speaker, refs: tuple[str, ...]) -> str:
+    """The legal basis of a decision, each article once; one with no statute says so."""
+    if refs:
+        return legal(turn, tuple(dict.fromkeys(refs)))
+    return turn.t("legal.heading") + "\n" + turn.t("legal.no_statute")
+
+
 def deadline(turn: Speaker, quote: Quote) -> str:
     low, high = quote.payout_window
     if quote.outcome is Outcome.AUTO_APPROVE:

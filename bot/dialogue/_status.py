@@ -206,7 +206,8 @@ def escalation(turn: Turn) -> View:
             for e in evidence
         )
         or "—",
-        legal=render.legal(turn, (*ticket.quote.legal_refs, "cpl_53", "complaint_12315")),
+        # exactly the decision's basis: a summary sent to 12315 claims nothing that does not apply
+        legal=render.basis(turn, ticket.quote.legal_refs),
     )
     return View(params={"summary": summary})
 
@@ -316,7 +317,7 @@ def appeal_explain(turn: Turn) -> View:
             "rejection": str(reject.data.get("reason", "")) if reject else "",
             "explanation": render.explanation(turn, ticket.quote),
             "hint": turn.t(ticket.quote.evidence.hint_key),
-            "legal": render.legal(turn, (*ticket.quote.legal_refs, "ecl_49")),
+            "legal": render.basis(turn, ticket.quote.legal_refs),
         }
     )
 

@@ -382,6 +382,9 @@ class Given(_Strict):
     orders_file: str | None = None  # .json or .csv, relative to the script
     config: dict[str, Any] = Field(default_factory=dict)  # deep-merged over config.yaml
     customer: Customer = Customer()
+    # the years chinese-calendar is taken to cover (others: the config fallback), so that a script
+    # does not depend on the installed release; None: whatever the installed release covers
+    calendar_years: list[int] | None = None
 
 
 class Script(_Strict):

@@ -14,6 +14,7 @@ from typing import Any
 from telegram.ext import AIORateLimiter
 
 from bot.app import DEMO_ORDERS
+from bot.calendar import ChineseCalendarPackage, OnlyYears, WorkingCalendar
 from bot.clock import FixedClock, to_local
 from bot.config import Config, ConfigError, deep_merge, load_config
 from bot.dialogue_tests._coverage import Coverage
@@ -113,6 +114,17 @@ def script_config(script: Script, path: Path, base: Path, workdir: Path) -> Conf
     return config
 
 
+def _calendar(script: Script, config: Config) -> WorkingCalendar | None:
+    """The working days of a script that pins the years chinese-calendar covers (None: the
+    installed package's)."""
+    years = script.given.calendar_years
+    if years is None:
+        return None
+    cal = config.calendar
+    official = OnlyYears(ChineseCalendarPackage(), frozenset(years))
+    return WorkingCalendar(cal.fallback_holidays, cal.fallback_workdays, official)
+
+
 # -- one session: the bot as it runs, restartable --------------------------------------------
 
 
@@ -125,7 +137,14 @@ class Session(Harness):
         # pacing sends, and the group limit (20 a minute) would stall desk scripts
         limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
         clock = FixedClock(script.given.now)
-        super().__init__(config, clock, FakeTelegram(clock.now), rate_limiter=limiter, token=TOKEN)
+        super().__init__(
+            config,
+            clock,
+            FakeTelegram(clock.now),
+            rate_limiter=limiter,
+            token=TOKEN,
+            calendar=_calendar(script, config),
+        )
         self.script = script
         self.coverage = coverage
         given = script.given

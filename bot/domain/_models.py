@@ -200,8 +200,11 @@ class Quote(Frozen):
     payout_window: tuple[int, int]  # working days after approval, by the payment channel
     explanation: tuple[str, ...]  # message keys, in order
     explanation_params: dict[str, str | int] = Field(default_factory=dict)
-    legal_refs: tuple[str, ...]  # keys into config `legal`
+    legal_refs: tuple[str, ...]  # keys into config `legal`: this decision's basis, each once
     offers: tuple[str, ...] = ()  # alternative paths, e.g. "activation_dispute", "agent"
+    # which policy decided: "<rules version>+<hash of config `policy`>" (None: decided before
+    # fingerprints were recorded)
+    policy_fingerprint: str | None = None
 
 
 class TicketSummary(Frozen):
@@ -274,8 +277,8 @@ class RefundState(StrEnum):
     FAILED = "failed"
 
 
-class RefundEntry(Frozen):
-    """A payout in the refunds ledger. The idempotency key is saved before the money moves."""
+class Payout(Frozen):
+    """Money going out under an idempotency key saved before the money moves."""
 
     idempotency_key: str
     ticket_no: str
@@ -284,3 +287,21 @@ class RefundEntry(Frozen):
     channel: PaymentChannel
     state: RefundState = RefundState.PENDING
     created_at: AwareDatetime
+
+
+class RefundEntry(Payout):
+    """A payout in the refunds ledger: the price refund, capped by cash paid − refunded."""
+
+
+class CompensationKind(StrEnum):
+    """What CPL Art. 53 adds to the refund of a prepayment."""
+
+    INTEREST = "interest"  # interest on the prepayment
+    COSTS = "costs"  # reasonable costs the customer had to bear
+
+
+class CompensationEntry(Payout):
+    """A compensation payout, kept in its own ledger apart from the price refund and its cap."""
+
+    kind: CompensationKind
+    actor: str  # the agent who added it

@@ -31,6 +31,7 @@ COMMAND_ACTIONS: dict[str, Action] = {
     "need": Action.NEED,
     "refunded": Action.REFUNDED,
     "return": Action.RETURN,
+    "compensate": Action.COMPENSATE,
 }
 DESK_COMMANDS: frozenset[str] = frozenset({*COMMAND_ACTIONS, "queue"})
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from bot import tickets
 from bot.dialogue import render
-from bot.domain import Refusal, Ticket, TicketStatus, allowed_triggers
+from bot.domain import CompensationKind, Refusal, Ticket, TicketStatus, allowed_triggers
 from bot.engine import Copy, Inbound, Kind, Reply, turn_locale
 from bot.handoff._base import DeskBase
 from bot.handoff._card import TRIGGERS, Action
@@ -261,6 +262,44 @@ class Acting:
         return self.done(None)
 
 
+def compensate(acting: Acting, arg: str) -> Done:
+    """`/compensate 12.50 interest|costs`: CPL Art. 53 compensation on an approved ticket, a
+    payout of its own apart from the refund, shown to the customer and audited."""
+    amount_text, _, kind_text = arg.partition(" ")
+    try:
+        amount = parse_yuan(amount_text)
+        kind = CompensationKind(kind_text.strip().lower())
+    except ValueError:
+        raise Refusal("desk.error.compensation_format") from None
+    ticket = acting.ticket
+    order = acting.uow.order(ticket.order_id) if ticket else None
+    if ticket is None or order is None:
+        raise Refusal("desk.error.no_ticket")
+    entry = tickets.compensate(
+        acting.uow,
+        acting.desk.ctx.config,
+        ticket,
+        order,
+        kind,
+        amount,
+        acting.agent.actor,
+        acting.now,
+    )
+    no, kind_key = ticket.ticket_no, f"compensation.kind.{kind.value}"
+    conv = acting.conversation()
+    if conv is not None:
+        catalog = acting.desk.ctx.catalog
+        name = catalog.text(turn_locale(conv, catalog), kind_key, {})
+        acting.tell(conv, "handoff.compensated", kind=name, ticket_no=no, amount_fen=amount)
+    return acting.done(
+        "desk.done.compensate",
+        kind=acting.t(kind_key),
+        ticket_no=no,
+        amount_fen=amount,
+        idempotency_key=entry.idempotency_key,
+    )
+
+
 ACTIONS: dict[Action, Callable[[Acting, str], Done]] = {
     Action.CLAIM: Acting.claim,
     Action.APPROVE: Acting.approve,
@@ -269,4 +308,5 @@ ACTIONS: dict[Action, Callable[[Acting, str], Done]] = {
     Action.REFUNDED: Acting.refunded,
     Action.RETURN: Acting.give_back,
     Action.OPEN: Acting.open,
+    Action.COMPENSATE: compensate,
 }

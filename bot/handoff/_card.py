@@ -30,6 +30,7 @@ class Action(StrEnum):
     REFUNDED = "refunded"
     RETURN = "return"
     OPEN = "open"  # post a fresh card (from the queue or an overdue announcement)
+    COMPENSATE = "compensate"  # CPL Art. 53 interest / costs, apart from the refund
 
 
 # callback data must stay within 64 bytes: "d:ap:T20261124-0007" is 19
@@ -41,6 +42,7 @@ _CODES: dict[Action, str] = {
     Action.REFUNDED: "rf",
     Action.RETURN: "rt",
     Action.OPEN: "op",
+    Action.COMPENSATE: "cp",
 }
 _BY_CODE = {code: action for action, code in _CODES.items()}
 # the lifecycle trigger behind each action that moves a ticket

@@ -21,13 +21,23 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
 
 
+def month_boundary(start: date, months: int) -> date:
+    """The first day after `months` months counted from `start` (Civil Code Art. 202): a month
+    ends on the corresponding day, or on the month's last day when it has none — so one month
+    from 01-31 runs through 02-28 and the next period starts 03-01, not 02-28."""
+    end = add_months(start, months)
+    if end.day < start.day:  # no corresponding day: the period took the whole short month
+        return end + timedelta(days=1)
+    return end
+
+
 def _months_covering(start: date, end: date) -> int:
     """The number of months from `start` needed to reach `end`: a started month counts whole."""
     if end <= start:
         return 0
     months = (end.year - start.year) * 12 + end.month - start.month
     months = max(months - 1, 0)
-    while add_months(start, months) < end:
+    while month_boundary(start, months) < end:
         months += 1
     return months
 
@@ -65,10 +75,13 @@ class Amount:
 
 
 def refund_amount(order: Order, refunded_fen: int, use: Usage | None) -> Amount:
-    """Cash refundable: full (use=None) or pro-rata of the unused part, capped by what is left.
+    """Cash refundable now: full (use=None) or pro-rata of the unused part, less what earlier
+    refunds of the order already paid: max(0, min(computed − refunded, cap)). Earlier refunds
+    come off the pro-rata of the whole cash, so the same unused time is never paid twice.
 
     The breakdown lines add up to the amount; coupon lines carry 0 cash, because a coupon is
-    never paid out as cash.
+    never paid out as cash. A refundable coupon comes back once the order's whole cash is
+    refunded, in this ticket or together with earlier ones.
     """
     paid = order.cash_paid_fen
     cap = max(paid - refunded_fen, 0)
@@ -83,8 +96,8 @@ def refund_amount(order: Order, refunded_fen: int, use: Usage | None) -> Amount:
                 params={"used": use.used, "total": use.total},
             )
         )
-    amount = min(computed, cap)
-    if amount < computed:
+    amount = max(0, min(computed - refunded_fen, cap))
+    if refunded_fen:
         lines.append(
             BreakdownLine(
                 key="breakdown.already_refunded",
@@ -94,8 +107,8 @@ def refund_amount(order: Order, refunded_fen: int, use: Usage | None) -> Amount:
         )
     coupon_returned = 0
     if order.coupon_fen:
-        full = amount == paid
-        if order.coupon_refundable and full:
+        whole_cash_refunded = amount > 0 and refunded_fen + amount == paid
+        if order.coupon_refundable and whole_cash_refunded:
             coupon_returned = order.coupon_fen
             key = "breakdown.coupon_returned"
         elif order.coupon_refundable:

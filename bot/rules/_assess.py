@@ -5,6 +5,8 @@ The bot, the agent desk and the tests call `assess`; nothing else re-implements 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime, timedelta
 
 from bot.calendar import WorkingCalendar
@@ -12,6 +14,8 @@ from bot.config import Policy
 from bot.domain import (
     OPEN_STATUSES,
     SUB_REASONS,
+    CompensationKind,
+    EvidenceRequirement,
     History,
     MerchantStatus,
     Order,
@@ -28,16 +32,43 @@ from bot.rules._amounts import Amount, refund_amount, usage
 
 Params = dict[str, str | int]
 
+# The rules' version, part of every decision's policy fingerprint: raise it whenever a rule
+# changes what it decides for the same policy (docs/rules.md lists what each version changed).
+RULES_VERSION = "2026.12"
 
-def seven_day_last_day(order: Order, policy: Policy) -> date:
+# The legal basis of each kind of decision (keys into config `legal`), each article once.
+SEVEN_DAY_LAW = ("cpl_25",)
+EXCLUSION_LAW = ("cpl_25", "measures_art7", "impl_reg_19")
+DISPUTE_LAW = ("cpl_25", "measures_art7", "ecl_49")
+PREPAID_LAW = ("cpl_53", "spc_prepaid_2025")
+PLATFORM_LAW = ("cpl_44", *PREPAID_LAW)
+NO_STATUTE: tuple[str, ...] = ()  # mistaken / duplicate purchase, other: platform policy
+
+_fingerprint_memo: list[tuple[Policy, str]] = []
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """`<rules version>+<12 hex of sha256 of the policy section>`: which policy decided."""
+    if _fingerprint_memo and _fingerprint_memo[0][0] is policy:
+        return _fingerprint_memo[0][1]
+    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    fingerprint = f"{RULES_VERSION}+{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+    _fingerprint_memo[:] = [(policy, fingerprint)]
+    return fingerprint
+
+
+def seven_day_last_day(order: Order, policy: Policy, cal: WorkingCalendar) -> date:
     """The last calendar day (Asia/Shanghai) of the seven-day no-reason window.
 
-    The period starts the day after purchase or service start, whichever is later (the 2017
-    Measures count 七日 from the day after receipt), so a purchase on the 20th may be returned
-    through the 27th.
+    The period starts the day after purchase or service start, whichever is later (Civil Code
+    Art. 201; the 2017 Measures count 七日 from the day after receipt), so a purchase on the
+    20th may be returned through the 27th. When that day is a rest day (weekend or public
+    holiday; a 调休 make-up day is a working day) the window ends on the next working day
+    (Art. 203), unless `policy.seven_day.extend_to_working_day` is off.
     """
     start = max(order.paid_at, order.service_start)
-    return to_local(start).date() + timedelta(days=policy.seven_day.window_days)
+    last = to_local(start).date() + timedelta(days=policy.seven_day.window_days)
+    return cal.on_or_after(last) if policy.seven_day.extend_to_working_day else last
 
 
 def review_due(
@@ -85,6 +116,32 @@ def check_requested_amount(quote: Quote, requested_fen: int) -> str | None:
 def coupon_returned(quote: Quote, refund_fen: int) -> int:
     """The coupon given back for a refund of `refund_fen`: only a full refund returns it."""
     return quote.coupon_returned_fen if refund_fen == quote.amount_fen else 0
+
+
+def compensation_cap(kind: CompensationKind, policy: Policy) -> int:
+    """The most an agent may add of this kind of compensation to one ticket."""
+    rule = policy.compensation
+    return rule.max_interest if kind is CompensationKind.INTEREST else rule.max_costs
+
+
+def check_compensation(
+    ticket: Ticket, kind: CompensationKind, amount_fen: int, granted_fen: int, policy: Policy
+) -> str | None:
+    """None if an agent may add this CPL Art. 53 compensation to the ticket, else the message key.
+
+    Only for the configured reasons (a prepayment not honoured), on an approved ticket whose
+    payout is not yet confirmed, and within the policy's cap per kind (`granted_fen`: this kind
+    already added to the ticket). It is apart from the price refund and its cap.
+    """
+    if ticket.reason not in policy.compensation.reasons:
+        return "agent.error.compensation_reason"
+    if ticket.status not in (TicketStatus.APPROVED, TicketStatus.REFUNDING):
+        return "agent.error.compensation_status"
+    if amount_fen <= 0:
+        return "agent.error.amount_not_positive"
+    if granted_fen + amount_fen > compensation_cap(kind, policy):
+        return "agent.error.compensation_above_cap"
+    return None
 
 
 def check_approved_amount(order: Order, refunded_fen: int, approved_fen: int) -> str | None:
@@ -155,7 +212,7 @@ class _Assessment:
             Outcome.AGENT,
             refund_amount(self.order, self.history.refunded_fen, None),
             ["precheck.other"],
-            legal=(),
+            legal=NO_STATUTE,
         )
 
     # -- reasons ----------------------------------------------------------------------------
@@ -163,49 +220,73 @@ class _Assessment:
     def _seven_day(self) -> Quote:
         order, policy = self.order, self.policy
         offers = ("service_issue", "mistaken_purchase", "agent")
-        if order.category in policy.seven_day.excluded_categories:
+        basis = policy.seven_day.excluded_categories.get(order.category)
+        confirmed = order.activation_exclusion_confirmed
+        category: Params = {"category": order.category.value}
+        if basis == "statutory":
             return self._refused(
-                ["precheck.seven_day.excluded_category"],
-                {"category": order.category.value},
-                legal=("cpl_25",),
-                offers=offers,
+                ["precheck.seven_day.excluded_category"], category, SEVEN_DAY_LAW, offers
+            )
+        if basis == "by_nature" and confirmed:
+            return self._refused(
+                ["precheck.seven_day.excluded_confirmed"], category, EXCLUSION_LAW, offers
             )
         if not order.seven_day_supported:
-            return self._refused(
-                ["precheck.seven_day.not_supported"], legal=("cpl_25",), offers=offers
-            )
-        last_day = seven_day_last_day(order, policy)
+            return self._refused(["precheck.seven_day.not_supported"], None, SEVEN_DAY_LAW, offers)
+        last_day = seven_day_last_day(order, policy, self.cal)
         params: Params = {
             "last_day": last_day.isoformat(),
             "window_days": policy.seven_day.window_days,
         }
         if to_local(self.now).date() > last_day:
-            return self._refused(["precheck.seven_day.window_passed"], params, ("cpl_25",), offers)
+            return self._refused(
+                ["precheck.seven_day.window_passed"], params, SEVEN_DAY_LAW, offers
+            )
         full = refund_amount(order, self.history.refunded_fen, None)
-        if order.is_used:
-            confirmation = (
-                "precheck.activation.confirmed"
-                if order.activation_exclusion_confirmed
+        eligible = self._full("precheck.seven_day.eligible")
+        if basis == "by_nature" or (order.is_used and not confirmed):
+            # An exclusion the customer did not confirm at purchase is no ground to refuse
+            # (Measures Art. 7–8, Implementing Regulations Art. 19): eligible, for review, and
+            # the platform's own usage record answers what evidence would have.
+            why = (
+                "precheck.seven_day.category_not_confirmed"
+                if basis
                 else "precheck.activation.not_confirmed"
             )
-            legal = ("measures_art7", "cpl_25", "ecl_49")
+            evidence = self.policy.evidence.requirement(self.reason, None).model_copy(
+                update={"min_count": 0, "hint_key": "evidence.hint.seven_day_platform_record"}
+            )
+            return self._quote(
+                Outcome.REVIEW,
+                full,
+                [why, eligible],
+                EXCLUSION_LAW,
+                {**params, **category, "used_days": order.used_days},
+                evidence=evidence,
+            )
+        if order.is_used:  # activated, and the customer confirmed the exclusion at purchase
+            confirmation = "precheck.activation.confirmed"
             if self.sub is not SubReason.ACTIVATION_DISPUTE:
                 # Not a plain refusal: explain the activation rule and offer the dispute path.
                 return self._refused(
                     ["precheck.seven_day.activated", confirmation],
                     params,
-                    legal,
+                    EXCLUSION_LAW,
                     offers=("activation_dispute", *offers),
                 )
             return self._quote(
-                Outcome.REVIEW, full, ["precheck.activation_dispute", confirmation], legal, params
+                Outcome.REVIEW,
+                full,
+                ["precheck.activation_dispute", confirmation],
+                DISPUTE_LAW,
+                params,
             )
-        keys = ["precheck.seven_day.eligible"]
+        keys = [eligible]
         if self._fast_refund(full):
             return self._quote(
-                Outcome.AUTO_APPROVE, full, [*keys, "precheck.fast_refund"], ("cpl_25",), params
+                Outcome.AUTO_APPROVE, full, [*keys, "precheck.fast_refund"], SEVEN_DAY_LAW, params
             )
-        return self._quote(Outcome.REVIEW, full, keys, ("cpl_25",), params)
+        return self._quote(Outcome.REVIEW, full, keys, SEVEN_DAY_LAW, params)
 
     def _service_issue(self) -> Quote:
         order, sub = self.order, self.sub
@@ -217,14 +298,16 @@ class _Assessment:
         )
         keys = [
             f"precheck.service.{sub.value if sub else 'unknown'}",
-            "precheck.service.full" if nothing_delivered else "precheck.service.pro_rata",
+            self._full("precheck.service.full")
+            if nothing_delivered
+            else "precheck.service.pro_rata",
             "precheck.service.agent_may_adjust",
         ]
-        legal: tuple[str, ...] = ("cpl_53", "spc_prepaid_2025")
+        legal: tuple[str, ...] = PREPAID_LAW
         priority = Priority.NORMAL
         if sub is SubReason.MERCHANT_UNREACHABLE:
             priority = Priority.HIGH
-            legal = ("cpl_44", *legal)
+            legal = PLATFORM_LAW
             if order.merchant_status is not MerchantStatus.ACTIVE:
                 keys.insert(1, "precheck.service.merchant_status_on_record")
         return self._quote(Outcome.REVIEW, amount, keys, legal, priority=priority)
@@ -240,19 +323,21 @@ class _Assessment:
                         Outcome.AUTO_APPROVE,
                         full,
                         ["precheck.duplicate.verified"],
-                        (),
+                        NO_STATUTE,
                         {"original_order_id": original.order_id},
                     )
-                keys = ["precheck.duplicate.not_verified", "precheck.mistaken.unused"]
+                keys = ["precheck.duplicate.not_verified", self._full("precheck.mistaken.unused")]
             else:
-                keys = ["precheck.mistaken.unused"]
+                keys = [self._full("precheck.mistaken.unused")]
             if self._fast_refund(full):
-                return self._quote(Outcome.AUTO_APPROVE, full, [*keys, "precheck.fast_refund"], ())
-            return self._quote(Outcome.REVIEW, full, keys, (), priority=Priority.FAST)
+                return self._quote(
+                    Outcome.AUTO_APPROVE, full, [*keys, "precheck.fast_refund"], NO_STATUTE
+                )
+            return self._quote(Outcome.REVIEW, full, keys, NO_STATUTE, priority=Priority.FAST)
         amount = refund_amount(
             order, self.history.refunded_fen, usage(order, self.policy.pro_rata_unit)
         )
-        return self._quote(Outcome.REVIEW, amount, ["precheck.mistaken.partly_used"], ())
+        return self._quote(Outcome.REVIEW, amount, ["precheck.mistaken.partly_used"], NO_STATUTE)
 
     # -- conditions -------------------------------------------------------------------------
 
@@ -289,6 +374,11 @@ class _Assessment:
             t.rejected_at is not None and t.rejected_at >= since for t in self.history.tickets
         )
 
+    def _full(self, key: str) -> str:
+        """The "full refund" wording, or its "what is left" variant when earlier refunds of the
+        order took part of the cash: a partial amount is never described as full."""
+        return f"{key}_remaining" if self.history.refunded_fen else key
+
     # -- building the quote -----------------------------------------------------------------
 
     def _refused(
@@ -310,7 +400,13 @@ class _Assessment:
         params: Params | None = None,
         priority: Priority = Priority.NORMAL,
         offers: tuple[str, ...] = (),
+        evidence: EvidenceRequirement | None = None,
     ) -> Quote:
+        if self.history.refunded_fen and outcome is not Outcome.REFUSED:
+            # a second refund of an order is a person's decision (who may adjust within the cap)
+            keys = [*keys, "precheck.earlier_refunds"]
+            if outcome is Outcome.AUTO_APPROVE:
+                outcome = Outcome.REVIEW
         due = (
             review_due(self.now, priority, self.policy, self.cal)
             if outcome in (Outcome.REVIEW, Outcome.AGENT)
@@ -333,7 +429,7 @@ class _Assessment:
             cap_fen=self.cap,
             breakdown=amount.lines,
             coupon_returned_fen=amount.coupon_returned_fen,
-            evidence=self.policy.evidence.requirement(self.reason, self.sub),
+            evidence=evidence or self.policy.evidence.requirement(self.reason, self.sub),
             priority=priority if outcome is not Outcome.REFUSED else Priority.NORMAL,
             review_due=due,
             payout_window=(window.min_working_days, window.max_working_days),
@@ -342,7 +438,9 @@ class _Assessment:
                 **(params or {}),
                 "amount_fen": amount.amount_fen,
                 "cap_fen": self.cap,
+                "refunded_fen": self.history.refunded_fen,
             },
-            legal_refs=legal,
+            legal_refs=tuple(dict.fromkeys(legal)),
             offers=offers,
+            policy_fingerprint=policy_fingerprint(self.policy),
         )

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from bot.domain import (
+    CompensationEntry,
     Customer,
     Evidence,
     Order,
@@ -140,6 +141,11 @@ class UnitOfWork(Protocol):
     def set_refund_state(self, idempotency_key: str, state: RefundState) -> None: ...
     def refunds_of_order(self, order_id: str) -> list[RefundEntry]: ...
     def refunded_fen(self, order_id: str) -> int: ...  # pending + paid
+
+    # compensation ledger (CPL Art. 53), apart from the refunds and their cap
+    def add_compensation(self, entry: CompensationEntry) -> bool: ...  # False: key already there
+    def set_compensation_state(self, idempotency_key: str, state: RefundState) -> None: ...
+    def compensations_of_ticket(self, ticket_no: str) -> list[CompensationEntry]: ...  # oldest 1st
 
     # conversations
     def conversation(self, key: ConversationKey) -> Conversation | None: ...

@@ -41,6 +41,8 @@ from bot.clock import Clock, SystemClock
 from bot.domain import (
     OPEN_STATUSES,
     Category,
+    CompensationEntry,
+    CompensationKind,
     Customer,
     Evidence,
     EvidenceKind,
@@ -182,6 +184,9 @@ _EVIDENCE_COLS: Final = (
 )
 _EVENT_COLS: Final = "event_id, ticket_no, at, actor, kind, from_status, to_status, data"
 _REFUND_COLS: Final = "idempotency_key, ticket_no, order_id, amount_fen, channel, state, created_at"
+_COMPENSATION_COLS: Final = (
+    "idempotency_key, ticket_no, order_id, kind, amount_fen, channel, state, actor, created_at"
+)
 _COUNTED: Final = f"('{RefundState.PENDING.value}', '{RefundState.PAID.value}')"
 
 _CONVERSATION_COLS: Final = (
@@ -679,6 +684,58 @@ class SqliteUnitOfWork:
             (order_id,),
         ).fetchone()
         return int(row[0])
+
+    # compensation ledger (migration 0005): CPL Art. 53 payouts apart from the refunds' cap
+
+    def add_compensation(self, entry: CompensationEntry) -> bool:
+        """Record a compensation payout; False (nothing written) when its key is already there."""
+        cur = self._write(
+            f"INSERT INTO compensations ({_COMPENSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (idempotency_key) DO NOTHING",
+            (
+                entry.idempotency_key,
+                entry.ticket_no,
+                entry.order_id,
+                entry.kind.value,
+                entry.amount_fen,
+                entry.channel.value,
+                entry.state.value,
+                entry.actor,
+                _ts(entry.created_at),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def set_compensation_state(self, idempotency_key: str, state: RefundState) -> None:
+        """Move a compensation payout to pending, paid or failed."""
+        cur = self._write(
+            "UPDATE compensations SET state = ? WHERE idempotency_key = ?",
+            (state.value, idempotency_key),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no compensation with idempotency key {idempotency_key!r}")
+
+    def compensations_of_ticket(self, ticket_no: str) -> list[CompensationEntry]:
+        """The ticket's compensation payouts, oldest first, in every state."""
+        rows = self._run(
+            f"SELECT {_COMPENSATION_COLS} FROM compensations WHERE ticket_no = ?"
+            " ORDER BY created_at, idempotency_key",
+            (ticket_no,),
+        ).fetchall()
+        return [
+            CompensationEntry(
+                idempotency_key=r[0],
+                ticket_no=r[1],
+                order_id=r[2],
+                kind=CompensationKind(r[3]),
+                amount_fen=r[4],
+                channel=PaymentChannel(r[5]),
+                state=RefundState(r[6]),
+                actor=r[7],
+                created_at=_dt(r[8]),
+            )
+            for r in rows
+        ]
 
     # conversations
 

@@ -13,6 +13,7 @@ from telegram import Update
 from telegram.ext import BaseRateLimiter, ContextTypes
 
 from bot.app import App, build_app
+from bot.calendar import WorkingCalendar
 from bot.clock import FixedClock
 from bot.config import Config
 from bot.domain import Order
@@ -40,8 +41,10 @@ class Harness:
         *,
         rate_limiter: BaseRateLimiter[Any] | None = None,
         token: str = TOKEN,
+        calendar: WorkingCalendar | None = None,
     ) -> None:
         self.config = config
+        self.calendar = calendar  # None: the one build_app makes from the config
         self.clock = clock
         self.tg = tg or FakeTelegram(clock.now)
         self.rate_limiter = rate_limiter
@@ -61,7 +64,7 @@ class Harness:
         store: Store = SqliteStore.open(self.config.store.path, clock=self.clock)
         if wrap_store is not None:
             store = wrap_store(store)
-        self.app = build_app(self.config, clock=self.clock, store=store)
+        self.app = build_app(self.config, clock=self.clock, store=store, calendar=self.calendar)
         if orders:
             import_orders(self.app.store, orders)
         self.bot = build_bot(

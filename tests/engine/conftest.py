@@ -153,12 +153,14 @@ def demo_orders() -> list[Order]:
             list_price_fen=59900,
             paid_at=at("2026-11-20 20:00"),
             activated_at=at("2026-11-20 20:10"),
+            activation_exclusion_confirmed=True,  # so that the dispute path is the way in
         ),
         make_order(
             order_id="G1",
             product_name="幻境点卡",
             category="game_points",
             paid_at=at("2026-11-23 10:00"),
+            activation_exclusion_confirmed=True,  # confirmed at purchase: excluded by nature
         ),
         make_order(
             order_id="Y1",

@@ -98,8 +98,9 @@ def test_an_excluded_category_is_refused_with_the_reason_and_other_ways(linked: 
     linked.press("七天无理由")
     assert linked.state == "apply.precheck"
     assert "按此原因暂不能退款" in linked.text
-    assert "「游戏点卡」属于即时到账的虚拟商品" in linked.text
+    assert "「游戏点卡」按商品性质不宜退货,你在购买时已确认" in linked.text
     assert "消费者权益保护法》第二十五条" in linked.text
+    assert "实施条例》(国务院令第778号,2024年7月1日起施行)第十九条" in linked.text
     assert linked.buttons() == ["换个原因", "转人工", "取消"]
     assert "继续申请" not in linked.buttons()
     linked.press("换个原因")
@@ -113,7 +114,7 @@ def test_an_activated_course_takes_the_dispute_path_and_needs_evidence(linked: C
     linked.press("七天无理由")
     assert linked.state == "apply.precheck"
     assert "订单显示已激活" in linked.text
-    assert "激活排除仅在购买时经你确认才成立" in linked.text  # no confirmation on the order
+    assert "你在购买时确认过「激活后不适用七天无理由」" in linked.text
     assert "网络购买商品七日无理由退货暂行办法" in linked.text
     assert linked.buttons()[:2] == ["我没有真正使用,申请核实", "换个原因"]
     linked.press("我没有真正使用")

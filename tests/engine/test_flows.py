@@ -244,14 +244,26 @@ def test_a_missing_translation_is_a_problem() -> None:
 
 def rule_keys() -> set[str]:
     """Run the rules over many orders, reasons and histories; collect every key they name."""
-    policy = repo_config().policy
+    shipped = repo_config().policy
+    # the shipped exclusions are by nature; the statutory basis is reached with the list form
+    statutory = shipped.model_copy(
+        update={
+            "seven_day": shipped.seven_day.model_copy(
+                update={"excluded_categories": {Category.GAME_POINTS: "statutory"}}
+            )
+        }
+    )
     cal = WorkingCalendar()
     now = at("2026-11-24 10:00")
     keys: set[str] = set()
     activated = at("2026-11-21 10:00")
     variants: list[dict[str, Any]] = [
         {},
-        *({"category": c} for c in Category),
+        *(
+            {"category": c, "activation_exclusion_confirmed": confirmed}
+            for c in Category
+            for confirmed in (False, True)
+        ),
         {"used_days": 30},
         {"used_days": 365},  # all of it used: nothing left to refund pro rata
         *(
@@ -291,7 +303,9 @@ def rule_keys() -> set[str]:
         History(refunded_fen=4000),
         History(refunded_fen=10000),
     ]
-    for order, history, reason in product(orders, histories, list(Reason)):
+    for order, history, reason, policy in product(
+        orders, histories, list(Reason), (shipped, statutory)
+    ):
         subs = SUB_REASONS[reason] or (None,)
         if reason is Reason.SEVEN_DAY:
             subs = (None, *SUB_REASONS[reason])
@@ -314,6 +328,12 @@ def test_every_key_the_rules_produce_exists_in_both_locales() -> None:
         "precheck.refused.nothing_left",
         "precheck.refused.zero_amount",
         "precheck.seven_day.excluded_category",
+        "precheck.seven_day.excluded_confirmed",
+        "precheck.seven_day.category_not_confirmed",
+        "precheck.seven_day.eligible_remaining",
+        "precheck.service.full_remaining",
+        "precheck.mistaken.unused_remaining",
+        "precheck.earlier_refunds",
         "precheck.seven_day.not_supported",
         "precheck.seven_day.window_passed",
         "precheck.activation.confirmed",
@@ -334,7 +354,16 @@ def test_every_key_the_rules_produce_exists_in_both_locales() -> None:
     assert missing == []
     legal = {k.removeprefix("legal:") for k in keys if k.startswith("legal:")}
     config = repo_config()
-    for ref in legal | {"cpl_53", "complaint_12315", "ecl_49"}:
+    assert legal == {
+        "cpl_25",
+        "measures_art7",
+        "impl_reg_19",
+        "ecl_49",
+        "cpl_44",
+        "cpl_53",
+        "spc_prepaid_2025",
+    }
+    for ref in legal | {"complaint_12315"}:
         assert set(config.legal[ref].cite) >= set(CATALOG.locales), ref
         assert set(config.legal[ref].summary) >= set(CATALOG.locales), ref
 

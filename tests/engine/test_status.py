@@ -245,7 +245,10 @@ def test_after_the_final_rejection_the_escalation_route(
     assert "实付 ¥599.00" in text and "金额 ¥599.00" in text
     assert "驳回理由:仍有学习记录" in text
     assert "提交申诉" in text  # the timeline
-    assert "《消费者权益保护法》第五十三条" in text
+    # the decision's own basis, each article once; nothing that does not apply (CPL Art. 53)
+    assert text.count("《电子商务法》第四十九条第二款") == 1
+    assert text.count("第七条、第八条") == 1
+    assert "《消费者权益保护法》第五十三条" not in text
     assert "- 照片 " in text and "- photo " not in text  # evidence kinds in the customer's words
     assert text.count("- 照片 ") == 2
     linked.press("返回")

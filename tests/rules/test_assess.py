@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.calendar import WorkingCalendar
+from bot.calendar import ChineseCalendarPackage, OnlyYears, WorkingCalendar
 from bot.config import Config, Policy, parse_config
 from bot.domain import (
     History,
@@ -82,11 +82,11 @@ def test_seven_day_above_fast_refund_limit_goes_to_review_in_three_working_days(
 
 
 @pytest.mark.parametrize("category", ["game_points", "phone_topup"])
-def test_seven_day_refused_for_instant_virtual_goods(category: str) -> None:
-    q = run(make_order(category=category), Reason.SEVEN_DAY)
+def test_seven_day_refused_for_instant_virtual_goods_confirmed_at_purchase(category: str) -> None:
+    q = run(make_order(category=category, activation_exclusion_confirmed=True), Reason.SEVEN_DAY)
     assert q.outcome is Outcome.REFUSED
     assert q.amount_fen == 0
-    assert q.explanation == ("precheck.seven_day.excluded_category",)
+    assert q.explanation == ("precheck.seven_day.excluded_confirmed",)
     assert q.explanation_params["category"] == category
     assert "service_issue" in q.offers and "agent" in q.offers
 
@@ -145,22 +145,19 @@ def test_activated_without_purchase_time_confirmation_says_so() -> None:
     assert "precheck.activation.confirmed" not in q.explanation
 
 
-@pytest.mark.parametrize("confirmed", [True, False])
-def test_activation_dispute_goes_to_review_for_the_full_amount(confirmed: bool) -> None:
-    order = make_order(
-        activated_at=at("2026-11-20 10:05"), activation_exclusion_confirmed=confirmed
-    )
+def test_activation_dispute_goes_to_review_for_the_full_amount() -> None:
+    order = make_order(activated_at=at("2026-11-20 10:05"), activation_exclusion_confirmed=True)
     q = run(order, Reason.SEVEN_DAY, SubReason.ACTIVATION_DISPUTE)
     assert q.outcome is Outcome.REVIEW
     assert q.amount_fen == 10000
     assert q.evidence.min_count == 1  # proof of no real use: no watch history, no progress
     assert q.evidence.hint_key == "evidence.hint.seven_day_activation_dispute"
-    assert q.legal_refs[0] == "measures_art7"
-    assert ("precheck.activation.confirmed" in q.explanation) is confirmed
+    assert q.legal_refs == ("cpl_25", "measures_art7", "ecl_49")
+    assert "precheck.activation.confirmed" in q.explanation
 
 
 def test_used_days_without_activation_also_count_as_used() -> None:
-    q = run(make_order(used_days=2), Reason.SEVEN_DAY)
+    q = run(make_order(used_days=2, activation_exclusion_confirmed=True), Reason.SEVEN_DAY)
     assert q.outcome is Outcome.REFUSED
     assert "activation_dispute" in q.offers
 
@@ -370,13 +367,13 @@ def test_a_closed_ticket_does_not_block_a_new_one() -> None:
     assert run(order, Reason.SEVEN_DAY, history=history).outcome is Outcome.AUTO_APPROVE
 
 
-def test_refund_is_capped_by_what_is_left_after_earlier_refunds() -> None:
-    order = make_order(used_days=30)
+def test_earlier_refunds_come_off_the_pro_rata_of_the_whole_cash() -> None:
+    order = make_order(used_days=30)  # 10000 × 335 / 365 = 9178 for the unused part
     q = run(
         order, Reason.SERVICE_ISSUE, SubReason.BENEFITS_MISSING, history=History(refunded_fen=5000)
     )
     assert q.cap_fen == 5000
-    assert q.amount_fen == 5000
+    assert q.amount_fen == 4178  # not min(9178, 5000): those 5000 paid for unused time already
     assert q.breakdown[-1].key == "breakdown.already_refunded"
     assert sum(line.amount_fen for line in q.breakdown) == q.amount_fen
 
@@ -455,7 +452,9 @@ def test_review_deadline_after_national_day_counts_the_make_up_saturday() -> Non
 def test_ticket_submitted_2026_12_30_gets_a_2027_deadline_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cal = WorkingCalendar(CONFIG.calendar.fallback_holidays)
+    # as if the installed chinese-calendar had no 2027 (whatever release is installed)
+    official = OnlyYears(ChineseCalendarPackage(), frozenset({2026}))
+    cal = WorkingCalendar(CONFIG.calendar.fallback_holidays, official=official)
     with caplog.at_level(logging.WARNING, logger="bot.calendar"):
         q = assess(
             make_order(paid_at=at("2026-12-28 10:00"), list_price_fen=50000, cash_paid_fen=50000),

@@ -94,7 +94,8 @@ def test_refund_never_rises_as_usage_rises(
 def test_excluded_categories_never_get_a_seven_day_refund(
     order: Order, category: Category, dispute: bool
 ) -> None:
-    order = order.model_copy(update={"category": category})
+    # excluded by nature: only with the customer's confirmation at purchase
+    order = order.model_copy(update={"category": category, "activation_exclusion_confirmed": True})
     sub = SubReason.ACTIVATION_DISPUTE if dispute else None
     q = assess(order, Reason.SEVEN_DAY, sub, NOW, CONFIG.policy, CAL, History())
     assert q.outcome is Outcome.REFUSED
