@@ -11,10 +11,19 @@ from typing import Any
 from bot.clock import to_local
 from bot.config import Config
 from bot.dialogue import render
-from bot.domain import Evidence, Order, Outcome, Ticket, TicketStatus, allowed_triggers
+from bot.domain import (
+    CompensationKind,
+    Evidence,
+    Order,
+    Outcome,
+    RefundState,
+    Ticket,
+    TicketStatus,
+    allowed_triggers,
+)
 from bot.engine import Button, turn_locale
 from bot.i18n import Catalog
-from bot.rules import is_overdue
+from bot.rules import compensation_cap, is_overdue
 from bot.store import Conversation, DeskCase, UnitOfWork
 
 TOPIC_NAME_LIMIT = 128  # createForumTopic's limit
@@ -262,7 +271,29 @@ def _ticket_sections(t: Texts, uow: UnitOfWork, ticket: Ticket, now: datetime) -
             overdue=t.t("desk.card.overdue") if is_overdue(ticket, now) else "",
         )
     )
+    compensation = _compensation(t, uow, ticket)
+    if compensation:
+        sections[-1] += "\n" + compensation
     return sections
+
+
+def _compensation(t: Texts, uow: UnitOfWork, ticket: Ticket) -> str:
+    """The CPL Art. 53 line: interest and costs added so far against their caps, apart from the
+    refund; on a ticket whose reason allows them, or that has some."""
+    added = uow.compensations_of_ticket(ticket.ticket_no)
+    entries = [c for c in added if c.state is not RefundState.FAILED]
+    if not entries and ticket.reason not in t.config.policy.compensation.reasons:
+        return ""
+    kinds = " · ".join(
+        t.t(
+            "desk.card.compensation_kind",
+            kind=t.t(f"desk.card.compensation_name.{kind.value}"),
+            granted_fen=sum(c.amount_fen for c in entries if c.kind is kind),
+            cap_fen=compensation_cap(kind, t.config.policy),
+        )
+        for kind in CompensationKind
+    )
+    return t.t("desk.card.compensation", kinds=kinds)
 
 
 def _evidence(uow: UnitOfWork, ticket: Ticket | None, conv: Conversation | None) -> list[Evidence]:

@@ -77,3 +77,31 @@ def test_a_wrong_compensation_changes_nothing(
     with app.store.unit_of_work() as uow:
         assert uow.compensations_of_ticket(approved.ticket_no) == []
         assert uow.events_of(approved.ticket_no)[-1].kind == "approve"
+
+
+def _card_text(app: App, desk: Desk, ticket_no: str) -> str:
+    opened = act(desk, Action.OPEN, ticket_no)
+    assert opened.ok and opened.case is not None
+    card = desk.card(opened.case)
+    assert card is not None
+    return card.text
+
+
+def test_the_case_card_shows_the_art_53_compensation_apart_from_the_refund(
+    app: App, approved: Ticket
+) -> None:
+    desk = Desk(app, "telegram")
+    before = _card_text(app, desk, approved.ticket_no)
+    assert "⚖️ 第五十三条另付(与退款分开):利息 ¥0.00/¥100.00 · 费用 ¥0.00/¥300.00" in before
+    assert act(desk, Action.COMPENSATE, approved.ticket_no, "12.50 interest").ok
+    assert act(desk, Action.COMPENSATE, approved.ticket_no, "30 costs").ok
+    after = _card_text(app, desk, approved.ticket_no)
+    assert "⚖️ 第五十三条另付(与退款分开):利息 ¥12.50/¥100.00 · 费用 ¥30.00/¥300.00" in after
+    assert f"已批 ¥{approved.quote.amount_fen / 100:,.2f}" in after  # the refund is unchanged
+
+
+def test_no_compensation_line_where_art_53_is_not_the_basis(app: App) -> None:
+    chat = Chat(app)
+    chat.link()
+    ticket = apply_for(chat, "星河视频", "误购/重复购买", "买错了")
+    assert "第五十三条另付" not in _card_text(app, Desk(app, "telegram"), ticket.ticket_no)
