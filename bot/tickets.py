@@ -38,6 +38,7 @@ from bot.rules import (
     check_compensation,
     check_requested_amount,
     compensation_cap,
+    coupon_back,
     payout_due,
 )
 from bot.store import OpenTicketExists, RefundExceedsCashPaid, UnitOfWork
@@ -178,6 +179,7 @@ def approve(
     """Approve and record the payout in the ledger under an idempotency key, before any money
     moves, so a retried payout reuses the key and cannot pay twice."""
     due = payout_due(now, order, config.policy, cal)
+    refunded_before = uow.refunded_fen(order.order_id)
     approved = move(
         uow,
         ticket,
@@ -201,6 +203,11 @@ def approve(
         )
     except RefundExceedsCashPaid:
         raise Refusal("agent.error.amount_above_cap") from None
+    # a refundable coupon comes back once the order's whole cash is refunded, whoever set the
+    # amount (the customer, or an agent adjusting within the cap): recorded with the approval
+    coupon = coupon_back(order, refunded_before, amount_fen)
+    if coupon:
+        add_note(uow, approved, actor, now, "coupon_returned", coupon_fen=coupon)
     return approved
 
 

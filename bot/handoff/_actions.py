@@ -16,7 +16,7 @@ from bot.handoff._base import DeskBase
 from bot.handoff._card import TRIGGERS, Action
 from bot.handoff._model import Agent, AgentMessage, Done
 from bot.money import parse_yuan
-from bot.rules import can_appeal, check_approved_amount
+from bot.rules import can_appeal, check_approved_amount, coupon_back
 from bot.store import Conversation, ConversationKey, DeskCase, OutboxMessage, UnitOfWork
 from bot.tickets import add_note, approve, mark_refunded, move
 
@@ -173,6 +173,15 @@ class Acting:
                 amount_fen=amount,
                 payout_due=due,
             )
+            coupon = coupon_back(order, refunded, amount)
+            if coupon:
+                self.tell(conv, "handoff.coupon_returned", coupon_fen=coupon)
+            elif (
+                order.coupon_refundable
+                and order.coupon_fen
+                and coupon_back(order, refunded, ticket.requested_fen)
+            ):  # the confirm screen promised it with the amount asked for
+                self.tell(conv, "handoff.coupon_not_yet", coupon_fen=order.coupon_fen)
         return self.done(
             "desk.done.approve", ticket_no=ticket.ticket_no, amount_fen=amount, payout_due=due
         )

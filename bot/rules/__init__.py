@@ -1,6 +1,13 @@
 """The shared refund rules: eligibility, amounts, deadlines. Pure functions, no IO, no clock."""
 
-from bot.rules._amounts import Usage, add_months, month_boundary, refund_amount, usage
+from bot.rules._amounts import (
+    Usage,
+    add_months,
+    coupon_back,
+    month_boundary,
+    refund_amount,
+    usage,
+)
 from bot.rules._assess import (
     RULES_VERSION,
     assess,
@@ -27,6 +34,7 @@ __all__ = [
     "check_compensation",
     "check_requested_amount",
     "compensation_cap",
+    "coupon_back",
     "coupon_returned",
     "is_overdue",
     "month_boundary",

@@ -67,6 +67,13 @@ def usage(order: Order, unit: Unit) -> Usage:
     return Usage("month", used, total)
 
 
+def coupon_back(order: Order, refunded_fen: int, refund_fen: int) -> int:
+    """The coupon given back (as a coupon, never cash) with a refund of `refund_fen` after
+    `refunded_fen` earlier: a refundable coupon, once the order's whole cash is refunded."""
+    whole_cash = refund_fen > 0 and refunded_fen + refund_fen == order.cash_paid_fen
+    return order.coupon_fen if order.coupon_refundable and whole_cash else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Amount:
     amount_fen: int
@@ -105,11 +112,9 @@ def refund_amount(order: Order, refunded_fen: int, use: Usage | None) -> Amount:
                 params={"refunded_fen": refunded_fen},
             )
         )
-    coupon_returned = 0
+    coupon_returned = coupon_back(order, refunded_fen, amount)
     if order.coupon_fen:
-        whole_cash_refunded = amount > 0 and refunded_fen + amount == paid
-        if order.coupon_refundable and whole_cash_refunded:
-            coupon_returned = order.coupon_fen
+        if coupon_returned:
             key = "breakdown.coupon_returned"
         elif order.coupon_refundable:
             key = "breakdown.coupon_kept_partial"

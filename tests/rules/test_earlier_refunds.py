@@ -9,7 +9,7 @@ import pytest
 
 from bot.calendar import WorkingCalendar
 from bot.domain import History, Outcome, Quote, Reason, SubReason
-from bot.rules import assess, coupon_returned
+from bot.rules import assess, coupon_back, coupon_returned
 from tests.factories import at, make_order, repo_config
 
 CONFIG = repo_config()
@@ -98,3 +98,28 @@ def test_an_earlier_refund_turns_an_automatic_approval_into_a_review() -> None:
     assert alone.outcome is Outcome.AUTO_APPROVE
     assert again.outcome is Outcome.REVIEW and again.review_due is not None
     assert again.amount_fen == 9000
+
+
+# (case, refunded before, refund now, refundable) → coupon given back (fen): the coupon follows
+# what is actually refunded, whoever set the amount (the customer, or an agent within the cap)
+COUPON_BACK: list[tuple[str, int, int, bool, int]] = [
+    ("all the cash in one refund", 0, 25000, True, 5000),
+    ("the remaining ¥150 after ¥100", 10000, 15000, True, 5000),
+    ("an agent approves the whole cap of a pro-rata ticket", 0, 25000, True, 5000),
+    ("less than the rest", 10000, 10000, True, 0),
+    ("the pro-rata ¥200 only", 0, 20000, True, 0),
+    ("not refundable", 0, 25000, False, 0),
+    ("nothing", 0, 0, True, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("refunded", "refund", "refundable", "back"),
+    [case[1:] for case in COUPON_BACK],
+    ids=[case[0] for case in COUPON_BACK],
+)
+def test_the_coupon_follows_the_cash_actually_refunded(
+    refunded: int, refund: int, refundable: bool, back: int
+) -> None:
+    order = make_order(**{**COUPON_ORDER, "coupon_refundable": refundable})
+    assert coupon_back(order, refunded, refund) == back
