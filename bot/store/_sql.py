@@ -205,12 +205,12 @@ class SqlUnitOfWork:
         """Allocate the next ticket number of `day`: T{YYYYMMDD}-{NNNN}."""
         # One statement on one row: a second transaction waits for the first's row (PostgreSQL)
         # or its write lock (SQLite) and then counts on; no two see the same value.
-        row = self._one(
+        row = self._run(
             "INSERT INTO ticket_counters (day, last_no) VALUES (:day, 1)"
             " ON CONFLICT (day) DO UPDATE SET last_no = ticket_counters.last_no + 1"
             " RETURNING last_no",
             {"day": self._d.day(day)},
-        )
+        ).fetchall()[0]  # fetchall: a RETURNING statement must run to its end before COMMIT
         return f"T{day:%Y%m%d}-{row[0]:04d}"
 
     def add_ticket(self, ticket: Ticket) -> None:
@@ -358,7 +358,7 @@ class SqlUnitOfWork:
             "version": c.version,
         }
         if c.version == 0:
-            cur = self._run(
+            cur = self._write(
                 "INSERT INTO conversations (channel, user_id, flow, state, data, locale,"
                 " customer_id, version, updated_at, remind_at) VALUES (:channel, :user_id, :flow,"
                 " :state, :data, :locale, :customer_id, 1, :updated_at, :remind_at)"
@@ -368,7 +368,7 @@ class SqlUnitOfWork:
             if cur.rowcount == 0:
                 raise ConcurrentUpdate(f"conversation {c.key} was created meanwhile")
         else:
-            cur = self._run(
+            cur = self._write(
                 "UPDATE conversations SET flow = :flow, state = :state, data = :data,"
                 " locale = :locale, customer_id = :customer_id, updated_at = :updated_at,"
                 " remind_at = :remind_at, version = version + 1"
