@@ -57,6 +57,11 @@ def parse_store_url(text: str) -> StoreUrl:
         return StoreUrl("sqlite", text, Path(text[len(SQLITE_PREFIX) :]))
     if scheme in _PG_SCHEMES:
         parts = urlsplit(text)
+        if not text.lower().startswith(f"{scheme}://"):
+            raise BadStoreUrl(
+                f"{mask(text)!r} is not a PostgreSQL URL: write"
+                " postgresql://user[:password]@host[:port]/database"
+            )
         if not parts.path.strip("/"):
             raise BadStoreUrl(
                 f"{mask(text)!r} names no database: write"
