@@ -115,7 +115,7 @@ def _cmd_orders_import(args: argparse.Namespace, config: Config) -> int:
     try:
         store = open_store(target)
     except (OSError, sqlite3.Error, StoreError) as exc:
-        print(f"orders import: cannot open the store {target.masked}: {exc}", file=sys.stderr)
+        print(f"orders import: cannot open the store {target.shown}: {exc}", file=sys.stderr)
         return 1
     try:
         summary = import_orders(store, result.orders)

@@ -236,7 +236,8 @@ class StoreConfig(Section):
     # Where the store lives: sqlite:///var/refund-bot.sqlite3 (the default; a relative path is taken
     # from this file's folder), sqlite:////absolute/file.sqlite3, or
     # postgresql://user@host:5432/database. REFUND_BOT_DATABASE_URL in the environment overrides
-    # it, so a password never sits in config.yaml. After loading, `url` is always the URL in use.
+    # it, so a password never sits in config.yaml. A url wins over path. After loading, a SQLite
+    # store is always given by `path` (absolute) and `url` is left empty; `target` is the store.
     url: str | None = None
     path: Path = Path("var/refund-bot.sqlite3")  # shorthand for url: sqlite:///PATH
     # the ids of handled updates are kept this long against redelivery (Telegram holds an
@@ -252,12 +253,6 @@ class StoreConfig(Section):
             except BadStoreUrl as exc:
                 raise ValueError(str(exc)) from None
         return url
-
-    @model_validator(mode="after")
-    def _one_place(self) -> StoreConfig:
-        if self.url is not None and "path" in self.model_fields_set:
-            raise ValueError("give store.url or store.path (a SQLite file), not both")
-        return self
 
     @property
     def target(self) -> StoreUrl:
@@ -394,10 +389,10 @@ def parse_config(data: Any, base_dir: Path | None = None) -> Config:
 
 
 def with_store(config: Config, target: StoreUrl) -> Config:
-    """`config` using the store at `target` (`store.path` follows a SQLite URL)."""
+    """`config` using the store at `target` (a SQLite one by its path: see StoreConfig)."""
     update: dict[str, object] = {"url": target.url}
     if target.path is not None:
-        update["path"] = target.path
+        update = {"url": None, "path": target.path}
     return config.model_copy(update={"store": config.store.model_copy(update=update)})
 
 

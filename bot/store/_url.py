@@ -32,6 +32,11 @@ class StoreUrl:
         """The URL with its password replaced by `***`, fit for logs and `check`."""
         return mask(self.url)
 
+    @property
+    def shown(self) -> str:
+        """How messages name the store: a SQLite file by its path, else the masked URL."""
+        return str(self.path) if self.path is not None else self.masked
+
     def resolved(self, base_dir: Path) -> StoreUrl:
         """A relative SQLite path taken from `base_dir` (the config file's folder)."""
         if self.path is None or self.path.is_absolute() or str(self.path) == ":memory:":
