@@ -59,6 +59,7 @@ class Dialect(ABC):
     name: ClassVar[str]
     begin: ClassVar[str]  # the statement that opens a unit of work
     savepoints: ClassVar[bool]  # a caught error needs a savepoint to leave the transaction usable
+    translates: ClassVar[bool]  # False: `sql` returns its statement unchanged
 
     @abstractmethod
     def sql(self, text: str) -> str:
@@ -104,6 +105,7 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     begin = "BEGIN IMMEDIATE"
     savepoints = False
+    translates = False
 
     def sql(self, text: str) -> str:
         return text
@@ -155,6 +157,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     begin = "BEGIN"  # READ COMMITTED; the rules lock what they depend on (see the module doc)
     savepoints = True
+    translates = True
 
     # Both locks are transaction-scoped: they go with COMMIT or ROLLBACK, never outlive a crash.
     chat_lock = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"

@@ -69,12 +69,14 @@ MARK_SENT = "UPDATE outbox SET sent_at = :at WHERE outbox_id = :id AND sent_at I
 class SqlUnitOfWork:
     """All reads and writes of one transaction; valid only inside its `with` block."""
 
-    __slots__ = ("_active", "_clock", "_conn", "_d", "_sql")
+    __slots__ = ("_active", "_clock", "_conn", "_d", "_savepoints", "_sql")
 
     def __init__(self, conn: Connection, dialect: Dialect, clock: Clock) -> None:
         self._conn = conn
         self._d = dialect
-        self._sql = dialect.sql
+        # None: the SQL is run as written (SQLite), saving a call per statement on every turn
+        self._sql = dialect.sql if dialect.translates else None
+        self._savepoints = dialect.savepoints
         self._clock = clock
         self._active = True
 
@@ -82,8 +84,11 @@ class SqlUnitOfWork:
         if not self._active:
             # The connection is shared: a stale handle would write into someone else's transaction.
             raise RuntimeError("this unit of work has ended; open a new one")
+        translate = self._sql
         try:
-            cur: Cursor = self._conn.execute(self._sql(sql), params or {})
+            cur: Cursor = self._conn.execute(
+                sql if translate is None else translate(sql), params or {}
+            )
         except Exception as exc:
             mapped = self._d.error(exc)
             if mapped is None:
@@ -93,7 +98,7 @@ class SqlUnitOfWork:
 
     def _write(self, sql: str, params: Params) -> Cursor:
         """A write whose store error the caller may catch and go on (see Dialect.savepoints)."""
-        if not self._d.savepoints:
+        if not self._savepoints:
             return self._run(sql, params)
         self._run("SAVEPOINT store_write")
         try:
