@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from types import TracebackType
@@ -48,6 +48,7 @@ from bot.store._interface import (
 log = logging.getLogger(__name__)
 
 Params = dict[str, object]
+T = TypeVar("T")
 
 
 class Cursor(Protocol):
@@ -109,6 +110,12 @@ class SqlUnitOfWork:
             raise
         self._run("RELEASE SAVEPOINT store_write")
         return cur if rows_ is None else _Fetched(rows_, cur.rowcount)
+
+    def _all(
+        self, mapper: Callable[[Dialect, Any], T], sql: str, params: Params | None = None
+    ) -> list[T]:
+        """Every row of a query, mapped to domain values."""
+        return [mapper(self._d, r) for r in self._run(sql, params).fetchall()]
 
     def _one(self, sql: str, params: Params) -> Any:
         # fetchall: a RETURNING statement must run to its end before COMMIT (SQLite)
@@ -196,13 +203,13 @@ class SqlUnitOfWork:
 
     def orders_of(self, customer_id: int) -> list[Order]:
         """The customer's orders (matched by phone), newest payment first."""
-        found = self._run(
+        return self._all(
+            rows.order,
             f"SELECT {rows.ORDER_COLS} FROM orders WHERE phone ="
             " (SELECT phone FROM customers WHERE customer_id = :id)"
             " ORDER BY paid_at DESC, order_id",
             {"id": customer_id},
-        ).fetchall()
-        return [rows.order(self._d, r) for r in found]
+        )
 
     # tickets
 
@@ -223,8 +230,7 @@ class SqlUnitOfWork:
         self._write(rows.INSERT_TICKET, rows.ticket_params(self._d, ticket))
 
     def _tickets(self, where: str, params: Params | None = None) -> list[Ticket]:
-        found = self._run(f"{rows.SELECT_TICKETS} WHERE {where}", params).fetchall()
-        return [rows.ticket(self._d, r) for r in found]
+        return self._all(rows.ticket, f"{rows.SELECT_TICKETS} WHERE {where}", params)
 
     def ticket(self, ticket_no: str) -> Ticket | None:
         """The ticket with this number, if any."""
@@ -279,11 +285,11 @@ class SqlUnitOfWork:
 
     def evidence_of(self, ticket_no: str) -> list[Evidence]:
         """The ticket's evidence in the order it was added."""
-        found = self._run(
+        return self._all(
+            rows.evidence,
             f"SELECT {rows.EVIDENCE_COLS} FROM evidence WHERE ticket_no = :no ORDER BY evidence_id",
             {"no": ticket_no},
-        ).fetchall()
-        return [rows.evidence(self._d, r) for r in found]
+        )
 
     def add_event(self, event: TicketEvent) -> TicketEvent:
         """Append an event to a ticket's audit trail; return it with its new event_id."""
@@ -294,12 +300,12 @@ class SqlUnitOfWork:
 
     def events_of(self, ticket_no: str) -> list[TicketEvent]:
         """The ticket's audit trail, oldest first."""
-        found = self._run(
+        return self._all(
+            rows.event,
             f"SELECT {rows.EVENT_COLS} FROM ticket_events WHERE ticket_no = :no"
             " ORDER BY at, event_id",
             {"no": ticket_no},
-        ).fetchall()
-        return [rows.event(self._d, r) for r in found]
+        )
 
     # refunds ledger
 
@@ -319,12 +325,12 @@ class SqlUnitOfWork:
 
     def refunds_of_order(self, order_id: str) -> list[RefundEntry]:
         """The order's payouts, oldest first, in every state."""
-        found = self._run(
+        return self._all(
+            rows.refund,
             f"SELECT {rows.REFUND_COLS} FROM refunds WHERE order_id = :id"
             " ORDER BY created_at, idempotency_key",
             {"id": order_id},
-        ).fetchall()
-        return [rows.refund(self._d, r) for r in found]
+        )
 
     def refunded_fen(self, order_id: str) -> int:
         """The order's pending + paid refunds in fen (failed ones do not count)."""
@@ -398,10 +404,11 @@ class SqlUnitOfWork:
         )
 
     def _conversations(self, where: str, params: Params) -> list[Conversation]:
-        found = self._run(
-            f"SELECT {rows.CONVERSATION_COLS} FROM conversations WHERE {where}", params
-        ).fetchall()
-        return [rows.conversation(self._d, r) for r in found]
+        return self._all(
+            rows.conversation,
+            f"SELECT {rows.CONVERSATION_COLS} FROM conversations WHERE {where}",
+            params,
+        )
 
     def conversations_due(self, now: datetime) -> list[Conversation]:
         """Conversations whose reminder is due (remind_at <= now), earliest first."""
@@ -487,10 +494,9 @@ class SqlUnitOfWork:
 
     def cases_due(self) -> list[DeskCase]:
         """Cases whose card is still to be posted, oldest first."""
-        found = self._run(
-            f"{rows.SELECT_CASES} WHERE card_due = :yes ORDER BY case_id", {"yes": True}
-        ).fetchall()
-        return [rows.case(self._d, r) for r in found]
+        return self._all(
+            rows.case, f"{rows.SELECT_CASES} WHERE card_due = :yes ORDER BY case_id", {"yes": True}
+        )
 
     def link_message(self, chat_id: int, message_id: int, case_id: int) -> None:
         """Record that an agent-chat message belongs to a case (again: the newest case wins)."""
@@ -566,12 +572,12 @@ class SqlUnitOfWork:
             where.append("channel = :channel")
         if recipient is not None:
             where.append("recipient = :recipient")
-        found = self._run(
+        return self._all(
+            rows.outbox,
             f"SELECT {rows.OUTBOX_COLS} FROM outbox WHERE {' AND '.join(where)}"
             " ORDER BY created_at, outbox_id LIMIT :limit",
             {"channel": channel, "recipient": recipient, "limit": limit},
-        ).fetchall()
-        return [rows.outbox(self._d, r) for r in found]
+        )
 
     def mark_sent(self, outbox_id: int, at: datetime) -> None:
         """Mark a message delivered; a second call keeps the first delivery time."""
