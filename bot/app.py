@@ -16,8 +16,7 @@ from bot.engine import Engine, FlowSet, load_flows
 from bot.engine._flows import FLOWS_DIR
 from bot.i18n import Catalog, default_catalog
 from bot.orders_import import ImportSummary, import_orders, parse_orders
-from bot.store import Store
-from bot.store.sqlite import SqliteStore
+from bot.store import Store, open_store
 
 DEMO_ORDERS = Path(__file__).resolve().parent / "data" / "demo-orders.json"
 DEMO_TODAY = date(2026, 11, 24)  # the day the demo orders were written for
@@ -59,7 +58,7 @@ def build_app(
         config.calendar.fallback_holidays, config.calendar.fallback_workdays
     )
     clock = clock or SystemClock()
-    store = store or SqliteStore.open(config.store.path, clock=clock)
+    store = store or open_store(config.store.target, clock)
     engine = Engine(
         flows=flows,
         registry=STEPS,

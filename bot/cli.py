@@ -1,4 +1,4 @@
-"""`refund-bot` command line: run, console, check, orders import, dialogues, diagram."""
+"""`refund-bot` command line: run, console, check, orders import, dialogues, diagram, db."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from pathlib import Path
 
 from bot.calendar import WorkingCalendar
 from bot.clock import SHANGHAI, SystemClock
-from bot.config import Config, ConfigError, Secrets, load_config
+from bot.config import Config, ConfigError, Secrets, load_config, with_database_url
 from bot.orders_import import ImportFileError, format_errors, import_orders, parse_orders
 from bot.rules import policy_fingerprint
-from bot.store import StoreError
-from bot.store.sqlite import SqliteStore
+from bot.store import BadStoreUrl, StoreError, StoreUrl, open_store, parse_store_url
 
 log = logging.getLogger("bot")
 
@@ -32,11 +31,18 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
         problems.extend(catalog.problems(flows.message_keys))
     except FlowError as exc:
         problems.extend(f"flows/{p}" for p in exc.problems)
+    from bot.store._copy import probe
+
+    target = config.store.target
+    reached = probe(target)
+    if not reached.reachable:
+        problems.append(f"store {target.masked}: cannot be reached: {reached.detail}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         return 2
     print(f"{args.config}: ok; flows and message catalogs: ok")
+    print(f"store: {target.masked} ({target.kind}): reachable, {reached.detail}")
     print(f"policy fingerprint (stamped on every decision): {policy_fingerprint(config.policy)}")
     cal = WorkingCalendar(config.calendar.fallback_holidays, config.calendar.fallback_workdays)
     this_year = SystemClock().now().astimezone(SHANGHAI).year
@@ -114,10 +120,11 @@ def _cmd_orders_import(args: argparse.Namespace, config: Config) -> int:
         noun = "problem" if count == 1 else "problems"
         print(f"nothing imported: {count} {noun} in {path}", file=sys.stderr)
         return 1
+    target = config.store.target
     try:
-        store = SqliteStore.open(config.store.path)
+        store = open_store(target)
     except (OSError, sqlite3.Error, StoreError) as exc:
-        print(f"orders import: cannot open the store {config.store.path}: {exc}", file=sys.stderr)
+        print(f"orders import: cannot open the store {target.shown}: {exc}", file=sys.stderr)
         return 1
     try:
         summary = import_orders(store, result.orders)
@@ -127,6 +134,54 @@ def _cmd_orders_import(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     print(summary)
+    return 0
+
+
+def _store_url(command: str, name: str, text: str) -> StoreUrl | None:
+    try:
+        return parse_store_url(text)
+    except BadStoreUrl as exc:
+        print(f"{command}: {name}: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_db_migrate(args: argparse.Namespace, config: Config) -> int:
+    """Bring the store's schema up to date (a store also does this whenever it opens)."""
+    from bot.store._copy import probe
+
+    target = config.store.target if args.url is None else _store_url("db migrate", "URL", args.url)
+    if target is None:
+        return 2
+    before = probe(target).detail
+    try:
+        open_store(target).close()
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        print(f"db migrate: {target.masked}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target.masked}: was {before}; now {probe(target).detail}")
+    return 0
+
+
+def _cmd_db_copy(args: argparse.Namespace, config: Config) -> int:
+    """Copy a whole store into an empty one (SQLite to PostgreSQL), verified table by table."""
+    from bot.store._copy import copy_database
+
+    source = _store_url("db copy", "SOURCE_URL", args.source)
+    target = _store_url("db copy", "TARGET_URL", args.target)
+    if source is None or target is None:
+        return 2
+    try:
+        copied = copy_database(source, target)
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        print(f"db copy: nothing copied: {exc}", file=sys.stderr)
+        return 1
+    for table, count in sorted(copied.rows.items()):
+        print(f"{table}: {count} rows")
+    total = sum(copied.rows.values())
+    print(
+        f"copied {total} rows from {source.masked} to {target.masked}; every table's row count"
+        " and integer sums checked on both sides"
+    )
     return 0
 
 
@@ -191,6 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     orders_import.add_argument("file", type=Path, metavar="FILE", help="orders .csv or .json")
     orders_import.set_defaults(handler=_cmd_orders_import)
+
+    db = sub.add_parser("db", help="the store's database: migrate it, copy it to another")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_sub.add_parser(
+        "migrate",
+        help="bring the store's schema up to date",
+        description="Apply the pending schema migrations to the store in config.yaml (or "
+        "REFUND_BOT_DATABASE_URL, or URL). A store also migrates itself when it opens; this "
+        "does it ahead of a deployment.",
+    )
+    migrate.add_argument("url", nargs="?", metavar="URL", help="another store than the config's")
+    migrate.set_defaults(handler=_cmd_db_migrate)
+    copy = db_sub.add_parser(
+        "copy",
+        help="copy every table of one store into another, empty one (SQLite to PostgreSQL)",
+        description="Copy a store, e.g. sqlite:///var/refund-bot.sqlite3 to "
+        "postgresql://user@host/refund_bot. The target is migrated first and must hold no row; "
+        "the source is read as of one moment (a running bot may keep writing to it); the copy "
+        "commits whole or not at all, after every table's row count and integer sums match.",
+    )
+    copy.add_argument("source", metavar="SOURCE_URL")
+    copy.add_argument("target", metavar="TARGET_URL")
+    copy.set_defaults(handler=_cmd_db_copy)
     return parser
 
 
@@ -205,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # transitions logs every callback it runs at INFO: with -v that is several lines per turn
     logging.getLogger("transitions").setLevel(logging.WARNING)
     try:
-        config = load_config(args.config)
+        config = with_database_url(load_config(args.config))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -30,6 +31,7 @@ from bot.domain import (
     SubReason,
 )
 from bot.money import parse_yuan
+from bot.store._url import BadStoreUrl, StoreUrl, parse_store_url, sqlite_url
 
 LOCALES: tuple[str, ...] = ("zh-CN", "en")
 MAX_EVIDENCE_MB = 20
@@ -263,10 +265,31 @@ REQUIRED_LEGAL_REFS: tuple[str, ...] = (
 
 
 class StoreConfig(Section):
-    path: Path = Path("var/refund-bot.sqlite3")
+    # Where the store lives: sqlite:///var/refund-bot.sqlite3 (the default; a relative path is taken
+    # from this file's folder), sqlite:////absolute/file.sqlite3, or
+    # postgresql://user@host:5432/database. REFUND_BOT_DATABASE_URL in the environment overrides
+    # it, so a password never sits in config.yaml. A url wins over path. After loading, a SQLite
+    # store is always given by `path` (absolute) and `url` is left empty; `target` is the store.
+    url: str | None = None
+    path: Path = Path("var/refund-bot.sqlite3")  # shorthand for url: sqlite:///PATH
     # the ids of handled updates are kept this long against redelivery (Telegram holds an
     # unconfirmed update for at most 24 hours), then forgotten by a daily job
     processed_retention_days: int = Field(default=7, ge=2)
+
+    @field_validator("url")
+    @classmethod
+    def _a_store_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                parse_store_url(url)
+            except BadStoreUrl as exc:
+                raise ValueError(str(exc)) from None
+        return url
+
+    @property
+    def target(self) -> StoreUrl:
+        """The store this config names (`url`, else the SQLite file at `path`)."""
+        return parse_store_url(self.url if self.url is not None else sqlite_url(self.path))
 
 
 class WebhookConfig(Section):
@@ -395,14 +418,39 @@ def parse_config(data: Any, base_dir: Path | None = None) -> Config:
     except ValidationError as exc:
         problems = [_describe(e) for e in exc.errors(include_url=False)]
         raise ConfigError(problems) from None
-    if base_dir is not None and not config.store.path.is_absolute():
-        store = config.store.model_copy(update={"path": base_dir / config.store.path})
-        config = config.model_copy(update={"store": store})
+    target = config.store.target
+    if base_dir is not None:
+        target = target.resolved(base_dir)
+    config = with_store(config, target)
     folder = config.telegram.evidence_download_dir
     if base_dir is not None and folder is not None and not folder.is_absolute():
         telegram = config.telegram.model_copy(update={"evidence_download_dir": base_dir / folder})
         config = config.model_copy(update={"telegram": telegram})
     return config
+
+
+def with_store(config: Config, target: StoreUrl) -> Config:
+    """`config` using the store at `target` (a SQLite one by its path: see StoreConfig)."""
+    update: dict[str, object] = {"url": target.url}
+    if target.path is not None:
+        update = {"url": None, "path": target.path}
+    return config.model_copy(update={"store": config.store.model_copy(update=update)})
+
+
+DATABASE_URL_ENV = "REFUND_BOT_DATABASE_URL"
+
+
+def with_database_url(config: Config, env: Mapping[str, str] = os.environ) -> Config:
+    """`config` with REFUND_BOT_DATABASE_URL, when set, in place of store.url (ConfigError
+    naming the variable when it is not a store URL)."""
+    text = env.get(DATABASE_URL_ENV) or None
+    if text is None:
+        return config
+    try:
+        target = parse_store_url(text)
+    except BadStoreUrl as exc:
+        raise ConfigError([f"{DATABASE_URL_ENV}: {exc}"]) from None
+    return with_store(config, target)
 
 
 def load_config(path: Path, overrides: Mapping[str, Any] | None = None) -> Config:

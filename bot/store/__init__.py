@@ -1,4 +1,5 @@
-"""The store: a narrow interface (units of work) and its SQLite implementation."""
+"""The store: a narrow interface (units of work), its SQLite and PostgreSQL implementations,
+and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
     ConcurrentUpdate,
@@ -16,8 +17,10 @@ from bot.store._interface import (
 )
 from bot.store._migrations import SchemaTooNew
 from bot.store._sqlite import SqliteStore
+from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_url
 
 __all__ = [
+    "BadStoreUrl",
     "ConcurrentUpdate",
     "Conversation",
     "ConversationKey",
@@ -31,5 +34,9 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreUrl",
     "UnitOfWork",
+    "mask",
+    "open_store",
+    "parse_store_url",
 ]

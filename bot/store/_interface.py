@@ -181,6 +181,11 @@ class UnitOfWork(Protocol):
     ) -> list[OutboxMessage]: ...  # oldest first; optionally one channel / one recipient
     def mark_sent(self, outbox_id: int, at: datetime) -> None: ...
 
+    # locks across processes, held until the unit of work ends (nothing to take on SQLite, whose
+    # one writer at a time already serialises units of work; advisory locks on PostgreSQL)
+    def lock_chat(self, channel: str, chat_id: str) -> None: ...  # waits for another holder
+    def try_lock_recipient(self, channel: str, recipient: str) -> bool: ...  # False: held
+
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...

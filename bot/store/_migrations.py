@@ -1,10 +1,13 @@
-"""Versioned schema migrations for the SQLite store, applied when a store is opened.
+"""Versioned schema migrations, one folder per database, applied when a store is opened.
 
-Migrations are the files `bot/store/migrations/NNNN_name.sql`, applied in order. The schema version
-is `PRAGMA user_version` (it lives in the database header, so it commits or rolls back with the
-migration itself). All pending migrations run in one `BEGIN IMMEDIATE` transaction: two processes
-opening a fresh file at once cannot both migrate it, and a failing migration leaves the file as it
-was.
+Migrations are the files `bot/store/migrations/<dialect>/NNNN_name.sql`, applied in order; both
+folders carry the same numbers, and tests/store/test_schemas.py checks that the two schemas they
+build have the same tables, columns, keys, constraints, indexes and triggers.
+
+SQLite: the schema version is `PRAGMA user_version` (it lives in the database header, so it commits
+or rolls back with the migration itself). All pending migrations run in one `BEGIN IMMEDIATE`
+transaction: two processes opening a fresh file at once cannot both migrate it, and a failing
+migration leaves the file as it was. PostgreSQL: see bot/store/_postgres.py (`migrate`).
 """
 
 from __future__ import annotations
@@ -51,19 +54,21 @@ def split_statements(script: str) -> tuple[str, ...]:
 
 
 @cache
-def load_migrations() -> tuple[Migration, ...]:
-    """The migrations shipped with the package, checked to be numbered 1, 2, 3… without gaps."""
-    folder = resources.files("bot.store").joinpath("migrations")
+def load_migrations(dialect: str = "sqlite") -> tuple[Migration, ...]:
+    """The migrations shipped with the package for one database, checked to be numbered 1, 2, 3…
+    without gaps. A PostgreSQL migration is one script (its functions have `;` inside `$$`)."""
+    folder = resources.files("bot.store").joinpath("migrations", dialect)
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _FILE_NAME.match(entry.name)
         if match is None:
             continue
+        text = entry.read_text(encoding="utf-8")
         found.append(
             Migration(
                 version=int(match.group(1)),
                 name=match.group(2),
-                statements=split_statements(entry.read_text(encoding="utf-8")),
+                statements=split_statements(text) if dialect == "sqlite" else (text,),
             )
         )
     found.sort(key=lambda m: m.version)
@@ -71,6 +76,15 @@ def load_migrations() -> tuple[Migration, ...]:
     if [m.version for m in found] != expected:
         raise RuntimeError(f"migrations must be numbered {expected}, found {found}")
     return tuple(found)
+
+
+def check_version(current: int, migrations: Sequence[Migration]) -> None:
+    """SchemaTooNew when the database is past the last migration this program knows."""
+    latest = migrations[-1].version if migrations else 0
+    if current > latest:
+        raise SchemaTooNew(
+            f"the database is at schema version {current}, this program knows up to {latest}"
+        )
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -88,10 +102,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[i
     current = schema_version(conn)
     if current == latest:
         return []  # the usual case: no lock taken, nothing written
-    if current > latest:
-        raise SchemaTooNew(
-            f"the database is at schema version {current}, this program knows up to {latest}"
-        )
+    check_version(current, migrations)
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Re-read under the write lock: another process may have migrated meanwhile.

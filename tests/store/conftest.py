@@ -1,8 +1,8 @@
 """Fixtures of the store contract tests: a `store` per backend and small model factories.
 
-Every test that takes `store` (or `open_store`) runs once per backend in BACKENDS. A PostgreSQL
-backend joins by adding its name here and a branch in `open_store` that hands out stores on one
-fresh, empty database per test.
+Every test that takes `store` (or `open_store`) runs once per backend in BACKENDS: SQLite on a
+file of its own, PostgreSQL on a database of its own (a clone of one migrated template; see
+postgres.py: the server must be there, the tests fail if it is not).
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from bot.domain import (
     TicketStatus,
 )
 from bot.store import SqliteStore, Store, UnitOfWork
+from bot.store.postgres import PostgresStore
 
-BACKENDS = ["sqlite"]
+from .postgres import Databases
+
+BACKENDS = ["sqlite", "postgresql"]
 
 # A fixed moment in Shanghai time: the store must hand it back as the same instant (in UTC).
 NOW = datetime(2026, 11, 24, 10, 30, 15, 123456, tzinfo=SHANGHAI)
@@ -54,16 +57,36 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[Databases]:
+    """The test server's throwaway databases (all dropped at the end of the session)."""
+    databases = Databases()
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
-def open_store(backend: str, tmp_path: Path) -> Iterator[OpenStore]:
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a fresh, migrated (PostgreSQL) or not yet created (SQLite) database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}"
+        return
+    databases: Databases = request.getfixturevalue("pg_databases")
+    url = databases.create()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def open_store(backend: str, database_url: str) -> Iterator[OpenStore]:
     """Open another store on the same (per-test) database, as a second process would."""
     opened: list[Store] = []
 
     def _open() -> Store:
         if backend == "sqlite":
-            store: Store = SqliteStore.open(tmp_path / "data" / "store.sqlite3")
-        else:  # pragma: no cover - a new backend must say how to open it
-            raise AssertionError(f"unknown backend {backend}")
+            store: Store = SqliteStore.open(database_url.removeprefix("sqlite:///"))
+        else:
+            store = PostgresStore.open(database_url, min_size=1, max_size=4)
         opened.append(store)
         return store
 

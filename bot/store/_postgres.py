@@ -1,0 +1,156 @@
+"""The PostgreSQL store: psycopg 3 connections from a pool, one transaction per unit of work.
+
+The SQL is bot/store/_sql.py's, spelled by `PostgresDialect`. Connections run in autocommit mode
+and the store says BEGIN / COMMIT / ROLLBACK itself, as on SQLite; each unit of work borrows one
+connection from the pool for its whole transaction, so units of work in several threads (or
+several processes) run at once, at READ COMMITTED. What that isolation level alone would let slip
+is locked where it is checked: the refund cap locks its order row in the cap triggers; one open
+ticket per order, unique ticket numbers and payout keys are unique indexes, which make a second
+writer wait for the first and then fail (or, for `ON CONFLICT`, see its row). Versioned updates
+re-check the version on the row they waited for: ConcurrentUpdate. Deadlocks and serialization
+failures become ConcurrentUpdate as well: the turn is retried like any other lost race.
+
+Sessions run in UTC so `timestamptz` values come back in UTC; `json` values come back as the text
+that was written (decoded by the row mappers, exactly as on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import psycopg
+from psycopg import Connection, pq
+from psycopg.types.string import TextLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from bot.clock import Clock, SystemClock
+from bot.store._dialect import PostgresDialect
+from bot.store._interface import StoreError
+from bot.store._migrations import Migration, check_version, load_migrations
+from bot.store._sql import Params, SqlStore
+
+PgConnection = Connection[tuple[Any, ...]]
+
+# pg_advisory_xact_lock key of migrations: two processes opening a fresh database take turns
+_MIGRATION_LOCK: Final = 0x7265_6675_6E64  # "refund"
+POOL_TIMEOUT_S: Final = 30.0
+
+
+def configure(conn: PgConnection) -> None:
+    """Session settings of every connection of the store (and of `db` commands)."""
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.adapters.register_loader("json", TextLoader)
+
+
+def connect(dsn: str) -> PgConnection:
+    """One autocommit connection set up like the store's (for migrations, checks, copies)."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    configure(conn)
+    return conn
+
+
+def schema_version(conn: PgConnection) -> int:
+    """The last migration applied to the database (0: none, or not a store's database)."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if exists is None or not exists[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def migrate(conn: PgConnection, migrations: Sequence[Migration]) -> list[int]:
+    """Apply the pending migrations in one transaction (DDL is transactional in PostgreSQL);
+    return the versions applied. `conn` must be in autocommit mode."""
+    latest = migrations[-1].version if migrations else 0
+    current = schema_version(conn)
+    if current == latest:
+        return []  # the usual case: nothing locked, nothing written
+    check_version(current, migrations)
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = schema_version(conn)  # again, under the lock: another process may have been
+        check_version(current, migrations)
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            for statement in migration.statements:
+                conn.execute(statement.encode())  # bytes: a script, no parameters to look for
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+            applied.append(migration.version)
+    return applied
+
+
+class PostgresStore(SqlStore[PgConnection]):
+    """The store in one PostgreSQL database. Build it with `PostgresStore.open(dsn)`."""
+
+    def __init__(self, pool: ConnectionPool[PgConnection], clock: Clock) -> None:
+        """Wrap an open pool on a migrated database; use `open` instead."""
+        super().__init__(PostgresDialect(), clock)
+        self._pool = pool
+
+    @classmethod
+    def open(
+        cls, dsn: str, *, clock: Clock | None = None, min_size: int = 1, max_size: int = 8
+    ) -> PostgresStore:
+        """Connect to the database at `dsn` (a `postgresql://` URL), migrate it, and keep a pool
+        of `min_size`..`max_size` connections. StoreError when it cannot be reached."""
+        try:
+            with connect(dsn) as conn:
+                migrate(conn, load_migrations("postgresql"))
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot reach the database: {exc}".strip()) from exc
+        pool: ConnectionPool[PgConnection] = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            configure=configure,
+            timeout=POOL_TIMEOUT_S,
+            open=False,
+            name="refund-bot",
+        )
+        pool.open(wait=True)
+        return cls(pool, clock or SystemClock())
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the database (the number of the last migration applied)."""
+        with self._pool.connection() as conn:
+            return schema_version(conn)
+
+    def _acquire(self) -> PgConnection:
+        try:
+            return self._pool.getconn()
+        except PoolTimeout as exc:
+            raise StoreError(f"no database connection free after {POOL_TIMEOUT_S:g} s") from exc
+
+    def _release(self, conn: PgConnection) -> None:
+        self._pool.putconn(conn)
+
+    def _in_transaction(self, conn: PgConnection) -> bool:
+        return conn.info.transaction_status in (
+            pq.TransactionStatus.INTRANS,
+            pq.TransactionStatus.INERROR,
+        )
+
+    def _commit(self, conn: PgConnection) -> None:
+        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            # PostgreSQL would answer COMMIT with ROLLBACK, silently: say so instead
+            raise StoreError("a statement of this unit of work failed; nothing was committed")
+        conn.execute("COMMIT")
+
+    def _execute_many(self, conn: PgConnection, sql: str, params: Sequence[Params]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(sql, params)
+
+    def _close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,831 @@
+"""The store's SQL, written once for every database: one unit of work and the store around it.
+
+Conventions (both backends follow them; tests/store/ checks them on each):
+
+* Versions (optimistic locking). A ticket or conversation carries the version it was read at.
+  `update_ticket(t)` writes where the stored version equals `t.version`, stores `t.version + 1`
+  and returns the ticket with that version; a mismatch raises ConcurrentUpdate, a missing row
+  NotFound. `add_ticket` stores the ticket's version as given (the model's default is 1).
+  `save_conversation(c)` inserts when `c.version == 0` (ConcurrentUpdate if the key exists) and
+  otherwise updates where the stored version equals `c.version`; it returns a copy with
+  `version + 1` (the input object is not changed).
+* Times come back timezone-aware in UTC; naive datetimes are refused (ValueError). The store
+  stamps the time itself only where the caller left it empty (a conversation's `updated_at`, an
+  outbox message's `created_at`), from the clock the store was opened with.
+* Ids. Evidence, events and outbox messages get their ids from the store: pass them with id None
+  and use the returned copy.
+* Transactions. A unit of work is one write transaction, begun as its dialect says. A ticket
+  number allocated in a unit of work that rolls back is handed out again. A store error the
+  caller catches leaves the rest of the unit of work usable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from bot.clock import Clock
+from bot.domain import (
+    CompensationEntry,
+    Customer,
+    Evidence,
+    Order,
+    RefundEntry,
+    RefundState,
+    Ticket,
+    TicketEvent,
+)
+from bot.store import _rows as rows
+from bot.store._dialect import Dialect
+from bot.store._interface import (
+    ConcurrentUpdate,
+    Conversation,
+    ConversationKey,
+    DeskCase,
+    Identity,
+    NotFound,
+    OutboxMessage,
+    UnitOfWork,
+)
+
+log = logging.getLogger(__name__)
+
+Params = dict[str, object]
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """What the unit of work needs of a DB-API cursor (sqlite3's and psycopg's both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: Any, params: Any = ...) -> Any: ...
+
+
+MARK_SENT = "UPDATE outbox SET sent_at = :at WHERE outbox_id = :id AND sent_at IS NULL"
+
+
+class SqlUnitOfWork:
+    """All reads and writes of one transaction; valid only inside its `with` block."""
+
+    __slots__ = ("_active", "_clock", "_conn", "_d", "_savepoints", "_sql")
+
+    def __init__(self, conn: Connection, dialect: Dialect, clock: Clock) -> None:
+        self._conn = conn
+        self._d = dialect
+        # None: the SQL is run as written (SQLite), saving a call per statement on every turn
+        self._sql = dialect.sql if dialect.translates else None
+        self._savepoints = dialect.savepoints
+        self._clock = clock
+        self._active = True
+
+    def _run(self, sql: str, params: Params | None = None) -> Cursor:
+        if not self._active:
+            # The connection is shared: a stale handle would write into someone else's transaction.
+            raise RuntimeError("this unit of work has ended; open a new one")
+        translate = self._sql
+        try:
+            cur: Cursor = self._conn.execute(
+                sql if translate is None else translate(sql), params or {}
+            )
+        except Exception as exc:
+            mapped = self._d.error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return cur
+
+    def _write(self, sql: str, params: Params) -> Cursor:
+        """A write whose store error the caller may catch and go on (see Dialect.savepoints)."""
+        if not self._savepoints:
+            return self._run(sql, params)
+        self._run("SAVEPOINT store_write")
+        try:
+            cur = self._run(sql, params)
+            rows_ = cur.fetchall() if _returns(sql) else None
+        except BaseException:
+            self._run("ROLLBACK TO SAVEPOINT store_write")
+            raise
+        self._run("RELEASE SAVEPOINT store_write")
+        return cur if rows_ is None else _Fetched(rows_, cur.rowcount)
+
+    def _all(
+        self, mapper: Callable[[Dialect, Any], T], sql: str, params: Params | None = None
+    ) -> list[T]:
+        """Every row of a query, mapped to domain values."""
+        return [mapper(self._d, r) for r in self._run(sql, params).fetchall()]
+
+    def _one(self, sql: str, params: Params) -> Any:
+        # fetchall: a RETURNING statement must run to its end before COMMIT (SQLite)
+        return self._write(sql, params).fetchall()[0]
+
+    # locks across processes (nothing to take on a database with one writer at a time)
+
+    def lock_chat(self, channel: str, chat_id: str) -> None:
+        """Hold the chat until this unit of work ends: another process's turn of it waits."""
+        if self._d.chat_lock is not None:
+            self._run(self._d.chat_lock, {"key": f"chat:{channel}:{chat_id}"}).fetchall()
+
+    def try_lock_recipient(self, channel: str, recipient: str) -> bool:
+        """Hold a recipient's outbox until this unit of work ends; False: another process has it."""
+        if self._d.recipient_try_lock is None:
+            return True
+        row = self._run(
+            self._d.recipient_try_lock, {"key": f"recipient:{channel}:{recipient}"}
+        ).fetchone()
+        return bool(row[0])
+
+    # customers
+
+    def upsert_customer(self, phone: str, name: str) -> Customer:
+        """The customer with this phone, created if new; an existing one takes the new name."""
+        row = self._one(
+            "INSERT INTO customers (phone, name) VALUES (:phone, :name)"
+            " ON CONFLICT (phone) DO UPDATE SET name = excluded.name"
+            f" RETURNING {rows.CUSTOMER_COLS}",
+            {"phone": rows.phone(phone), "name": name},
+        )
+        return rows.customer(row)
+
+    def _one_customer(self, where: str, params: Params) -> Customer | None:
+        row = self._run(
+            f"SELECT {rows.CUSTOMER_COLS} FROM customers WHERE {where}", params
+        ).fetchone()
+        return None if row is None else rows.customer(row)
+
+    def customer(self, customer_id: int) -> Customer | None:
+        """The customer with this id, if any."""
+        return self._one_customer("customer_id = :id", {"id": customer_id})
+
+    def customer_by_phone(self, phone: str) -> Customer | None:
+        """The customer with this E.164 phone, if any."""
+        return self._one_customer("phone = :phone", {"phone": phone})
+
+    def link_identity(self, customer_id: int, identity: Identity) -> None:
+        """Link an identity to a customer (re-linking moves the identity)."""
+        self._write(
+            "INSERT INTO customer_identities (channel, user_id, customer_id)"
+            " VALUES (:channel, :user, :customer)"
+            " ON CONFLICT (channel, user_id) DO UPDATE SET customer_id = excluded.customer_id",
+            {"channel": identity.channel, "user": identity.user_id, "customer": customer_id},
+        )
+
+    def customer_by_identity(self, identity: Identity) -> Customer | None:
+        """The customer this identity is linked to, if any."""
+        return self._one_customer(
+            "customer_id = (SELECT customer_id FROM customer_identities"
+            " WHERE channel = :channel AND user_id = :user)",
+            {"channel": identity.channel, "user": identity.user_id},
+        )
+
+    def set_customer_locale(self, customer_id: int, locale: str | None) -> None:
+        """Remember the customer's language (None: the default)."""
+        cur = self._run(
+            "UPDATE customers SET locale = :locale WHERE customer_id = :id",
+            {"locale": locale, "id": customer_id},
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no customer {customer_id}")
+
+    # orders
+
+    def upsert_order(self, order: Order) -> None:
+        """Insert or replace an order by id, creating or renaming the customer of its phone."""
+        self.upsert_customer(order.phone, order.customer_name)
+        self._write(rows.UPSERT_ORDER, rows.order_params(self._d, order))
+
+    def order(self, order_id: str) -> Order | None:
+        """The order with this id, if any."""
+        row = self._run(
+            f"SELECT {rows.ORDER_COLS} FROM orders WHERE order_id = :id", {"id": order_id}
+        ).fetchone()
+        return None if row is None else rows.order(self._d, row)
+
+    def orders_of(self, customer_id: int) -> list[Order]:
+        """The customer's orders (matched by phone), newest payment first."""
+        return self._all(
+            rows.order,
+            f"SELECT {rows.ORDER_COLS} FROM orders WHERE phone ="
+            " (SELECT phone FROM customers WHERE customer_id = :id)"
+            " ORDER BY paid_at DESC, order_id",
+            {"id": customer_id},
+        )
+
+    # tickets
+
+    def next_ticket_no(self, day: date) -> str:
+        """Allocate the next ticket number of `day`: T{YYYYMMDD}-{NNNN}."""
+        # One statement on one row: a second transaction waits for the first's row (PostgreSQL)
+        # or its write lock (SQLite) and then counts on; no two see the same value.
+        row = self._run(
+            "INSERT INTO ticket_counters (day, last_no) VALUES (:day, 1)"
+            " ON CONFLICT (day) DO UPDATE SET last_no = ticket_counters.last_no + 1"
+            " RETURNING last_no",
+            {"day": self._d.day(day)},
+        ).fetchall()[0]  # fetchall: a RETURNING statement must run to its end before COMMIT
+        return f"T{day:%Y%m%d}-{row[0]:04d}"
+
+    def add_ticket(self, ticket: Ticket) -> None:
+        """Store a new ticket; OpenTicketExists if its order has an open one already."""
+        self._write(rows.INSERT_TICKET, rows.ticket_params(self._d, ticket))
+
+    def _tickets(self, where: str, params: Params | None = None) -> list[Ticket]:
+        return self._all(rows.ticket, f"{rows.SELECT_TICKETS} WHERE {where}", params)
+
+    def ticket(self, ticket_no: str) -> Ticket | None:
+        """The ticket with this number, if any."""
+        found = self._tickets("ticket_no = :no", {"no": ticket_no})
+        return found[0] if found else None
+
+    def tickets_of_customer(self, customer_id: int) -> list[Ticket]:
+        """The customer's tickets, newest first."""
+        return self._tickets(
+            "customer_id = :id ORDER BY created_at DESC, ticket_no DESC", {"id": customer_id}
+        )
+
+    def tickets_of_order(self, order_id: str) -> list[Ticket]:
+        """The order's tickets, newest first."""
+        return self._tickets(
+            "order_id = :id ORDER BY created_at DESC, ticket_no DESC", {"id": order_id}
+        )
+
+    def open_tickets(self) -> list[Ticket]:
+        """Open tickets for the agent queue: by priority (high, fast, normal), review due, age."""
+        return self._tickets(
+            f"status IN ({rows.OPEN_IN}) ORDER BY {rows.PRIORITY_RANK},"
+            " review_due IS NULL, review_due, created_at, ticket_no"
+        )
+
+    def update_ticket(self, ticket: Ticket) -> Ticket:
+        """Write a ticket read at version n (changes applied); return it at version n + 1."""
+        cur = self._write(rows.UPDATE_TICKET, rows.ticket_params(self._d, ticket))
+        if cur.rowcount == 1:
+            return ticket.model_copy(update={"version": ticket.version + 1})
+        stored = self._run(
+            "SELECT version FROM tickets WHERE ticket_no = :no", {"no": ticket.ticket_no}
+        ).fetchone()
+        if stored is None:
+            raise NotFound(f"no ticket {ticket.ticket_no}")
+        if stored[0] != ticket.version:
+            raise ConcurrentUpdate(
+                f"ticket {ticket.ticket_no} is at version {stored[0]}, not {ticket.version}"
+            )
+        raise ValueError(
+            f"ticket {ticket.ticket_no}: order_id, customer_id and created_at cannot change"
+        )
+
+    # evidence and the audit trail
+
+    def add_evidence(self, evidence: Evidence) -> Evidence:
+        """Store a piece of evidence; return it with its new evidence_id."""
+        if evidence.evidence_id is not None:
+            raise ValueError("evidence already has an id; the store assigns it")
+        row = self._one(rows.INSERT_EVIDENCE, rows.evidence_params(self._d, evidence))
+        return evidence.model_copy(update={"evidence_id": row[0]})
+
+    def evidence_of(self, ticket_no: str) -> list[Evidence]:
+        """The ticket's evidence in the order it was added."""
+        return self._all(
+            rows.evidence,
+            f"SELECT {rows.EVIDENCE_COLS} FROM evidence WHERE ticket_no = :no ORDER BY evidence_id",
+            {"no": ticket_no},
+        )
+
+    def add_event(self, event: TicketEvent) -> TicketEvent:
+        """Append an event to a ticket's audit trail; return it with its new event_id."""
+        if event.event_id is not None:
+            raise ValueError("event already has an id; the store assigns it")
+        row = self._one(rows.INSERT_EVENT, rows.event_params(self._d, event))
+        return event.model_copy(update={"event_id": row[0]})
+
+    def events_of(self, ticket_no: str) -> list[TicketEvent]:
+        """The ticket's audit trail, oldest first."""
+        return self._all(
+            rows.event,
+            f"SELECT {rows.EVENT_COLS} FROM ticket_events WHERE ticket_no = :no"
+            " ORDER BY at, event_id",
+            {"no": ticket_no},
+        )
+
+    # refunds ledger
+
+    def add_refund(self, entry: RefundEntry) -> bool:
+        """Record a payout; False (nothing written) when its idempotency key is already there."""
+        cur = self._write(rows.INSERT_REFUND, rows.refund_params(self._d, entry))
+        return cur.rowcount == 1
+
+    def set_refund_state(self, idempotency_key: str, state: RefundState) -> None:
+        """Move a payout to pending, paid or failed; the cash-paid cap still holds."""
+        cur = self._write(
+            "UPDATE refunds SET state = :state WHERE idempotency_key = :key",
+            {"state": state.value, "key": idempotency_key},
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no refund with idempotency key {idempotency_key!r}")
+
+    def refunds_of_order(self, order_id: str) -> list[RefundEntry]:
+        """The order's payouts, oldest first, in every state."""
+        return self._all(
+            rows.refund,
+            f"SELECT {rows.REFUND_COLS} FROM refunds WHERE order_id = :id"
+            " ORDER BY created_at, idempotency_key",
+            {"id": order_id},
+        )
+
+    def refunded_fen(self, order_id: str) -> int:
+        """The order's pending + paid refunds in fen (failed ones do not count)."""
+        row = self._run(
+            "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
+            f" WHERE order_id = :id AND state IN {rows.COUNTED}",
+            {"id": order_id},
+        ).fetchone()
+        return int(row[0])
+
+    # compensation ledger (migration 0005): CPL Art. 53 payouts apart from the refunds' cap
+
+    def add_compensation(self, entry: CompensationEntry) -> bool:
+        """Record a compensation payout; False (nothing written) when its key is already there."""
+        cur = self._write(rows.INSERT_COMPENSATION, rows.compensation_params(self._d, entry))
+        return cur.rowcount == 1
+
+    def set_compensation_state(self, idempotency_key: str, state: RefundState) -> None:
+        """Move a compensation payout to pending, paid or failed."""
+        cur = self._write(
+            "UPDATE compensations SET state = :state WHERE idempotency_key = :key",
+            {"state": state.value, "key": idempotency_key},
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no compensation with idempotency key {idempotency_key!r}")
+
+    def compensations_of_ticket(self, ticket_no: str) -> list[CompensationEntry]:
+        """The ticket's compensation payouts, oldest first, in every state."""
+        return self._all(
+            rows.compensation,
+            f"SELECT {rows.COMPENSATION_COLS} FROM compensations WHERE ticket_no = :no"
+            " ORDER BY created_at, idempotency_key",
+            {"no": ticket_no},
+        )
+
+    # conversations
+
+    def conversation(self, key: ConversationKey) -> Conversation | None:
+        """The stored conversation of this channel and user, if any."""
+        row = self._run(
+            f"SELECT {rows.CONVERSATION_COLS} FROM conversations"
+            " WHERE channel = :channel AND user_id = :user",
+            {"channel": key.channel, "user": key.user_id},
+        ).fetchone()
+        return None if row is None else rows.conversation(self._d, row, key)
+
+    def save_conversation(self, conversation: Conversation) -> Conversation:
+        """Insert (version 0) or update (version n) a conversation; return it at version n + 1."""
+        c = conversation
+        updated_at = c.updated_at if c.updated_at is not None else self._clock.now()
+        values: Params = {
+            "flow": c.flow,
+            "state": c.state,
+            "data": rows.as_json(c.data),
+            "locale": c.locale,
+            "customer_id": c.customer_id,
+            "updated_at": self._d.ts(updated_at),
+            "remind_at": self._d.ts_opt(c.remind_at),
+            "channel": c.key.channel,
+            "user_id": c.key.user_id,
+            "version": c.version,
+        }
+        if c.version == 0:
+            cur = self._write(
+                "INSERT INTO conversations (channel, user_id, flow, state, data, locale,"
+                " customer_id, version, updated_at, remind_at) VALUES (:channel, :user_id, :flow,"
+                " :state, :data, :locale, :customer_id, 1, :updated_at, :remind_at)"
+                " ON CONFLICT (channel, user_id) DO NOTHING",
+                values,
+            )
+            if cur.rowcount == 0:
+                raise ConcurrentUpdate(f"conversation {c.key} was created meanwhile")
+        else:
+            cur = self._write(
+                "UPDATE conversations SET flow = :flow, state = :state, data = :data,"
+                " locale = :locale, customer_id = :customer_id, updated_at = :updated_at,"
+                " remind_at = :remind_at, version = version + 1"
+                " WHERE channel = :channel AND user_id = :user_id AND version = :version",
+                values,
+            )
+            if cur.rowcount == 0:
+                if self.conversation(c.key) is None:
+                    raise NotFound(f"no conversation {c.key}")
+                raise ConcurrentUpdate(f"conversation {c.key} changed since version {c.version}")
+        # built directly: dataclasses.replace costs several times more, on every turn
+        return Conversation(
+            key=c.key,
+            flow=c.flow,
+            state=c.state,
+            data=c.data,
+            locale=c.locale,
+            customer_id=c.customer_id,
+            version=c.version + 1,
+            updated_at=updated_at,
+            remind_at=c.remind_at,
+        )
+
+    def _conversations(self, where: str, params: Params) -> list[Conversation]:
+        return self._all(
+            rows.conversation,
+            f"SELECT {rows.CONVERSATION_COLS} FROM conversations WHERE {where}",
+            params,
+        )
+
+    def conversations_due(self, now: datetime) -> list[Conversation]:
+        """Conversations whose reminder is due (remind_at <= now), earliest first."""
+        return self._conversations(
+            "remind_at IS NOT NULL AND remind_at <= :now ORDER BY remind_at, channel, user_id",
+            {"now": self._d.ts(now)},
+        )
+
+    def conversations_of_customer(self, customer_id: int) -> list[Conversation]:
+        """The customer's conversations (any channel), the most recently active first."""
+        return self._conversations(
+            "customer_id = :id ORDER BY updated_at DESC, channel, user_id", {"id": customer_id}
+        )
+
+    def conversations_in(self, flow: str, state: str) -> list[Conversation]:
+        """The conversations standing in one state (e.g. with a person), oldest change first."""
+        return self._conversations(
+            "flow = :flow AND state = :state ORDER BY updated_at, channel, user_id",
+            {"flow": flow, "state": state},
+        )
+
+    # the agent desk
+
+    def add_case(self, case: DeskCase) -> DeskCase:
+        """Store a new case; return it with its id (StoreError: its ticket or customer has one)."""
+        if case.case_id is not None:
+            raise ValueError("case already has an id; the store assigns it")
+        row = self._one(rows.INSERT_CASE, rows.case_params(self._d, case))
+        return dataclasses.replace(case, case_id=row[0])
+
+    def update_case(self, case: DeskCase) -> DeskCase:
+        """Write every field of a stored case; NotFound if it does not exist."""
+        cur = self._write(rows.UPDATE_CASE, rows.case_params(self._d, case))
+        if cur.rowcount == 0:
+            raise NotFound(f"no case {case.case_id}")
+        return case
+
+    def _one_case(self, where: str, params: Params) -> DeskCase | None:
+        row = self._run(f"{rows.SELECT_CASES} WHERE {where} LIMIT 1", params).fetchone()
+        return None if row is None else rows.case(self._d, row)
+
+    def case(self, case_id: int) -> DeskCase | None:
+        """The case with this id, if any."""
+        return self._one_case("case_id = :id", {"id": case_id})
+
+    def case_of_ticket(self, ticket_no: str) -> DeskCase | None:
+        """The case of a ticket, if it has one."""
+        return self._one_case("ticket_no = :no", {"no": ticket_no})
+
+    def case_without_ticket(
+        self, customer_id: int | None, conversation: ConversationKey
+    ) -> DeskCase | None:
+        """The ticketless case of a linked customer, or of an unlinked conversation."""
+        if customer_id is not None:
+            return self._one_case("ticket_no IS NULL AND customer_id = :id", {"id": customer_id})
+        return self._one_case(
+            "ticket_no IS NULL AND customer_id IS NULL AND channel = :channel AND user_id = :user",
+            {"channel": conversation.channel, "user": conversation.user_id},
+        )
+
+    def latest_case_of_conversation(self, conversation: ConversationKey) -> DeskCase | None:
+        """The case the conversation was last handed off to (the one its messages go to)."""
+        return self._one_case(
+            "channel = :channel AND user_id = :user AND handoff_at IS NOT NULL"
+            " ORDER BY handoff_at DESC, case_id DESC",
+            {"channel": conversation.channel, "user": conversation.user_id},
+        )
+
+    def case_in_thread(self, chat_id: int, thread_id: int) -> DeskCase | None:
+        """The case whose forum topic this is."""
+        return self._one_case(
+            "chat_id = :chat AND thread_id = :thread ORDER BY case_id DESC",
+            {"chat": chat_id, "thread": thread_id},
+        )
+
+    def case_of_message(self, chat_id: int, message_id: int) -> DeskCase | None:
+        """The case an agent-chat message belongs to (see link_message)."""
+        return self._one_case(
+            "case_id = (SELECT case_id FROM desk_messages"
+            " WHERE chat_id = :chat AND message_id = :message)",
+            {"chat": chat_id, "message": message_id},
+        )
+
+    def cases_due(self) -> list[DeskCase]:
+        """Cases whose card is still to be posted, oldest first."""
+        return self._all(
+            rows.case, f"{rows.SELECT_CASES} WHERE card_due = :yes ORDER BY case_id", {"yes": True}
+        )
+
+    def link_message(self, chat_id: int, message_id: int, case_id: int) -> None:
+        """Record that an agent-chat message belongs to a case (again: the newest case wins)."""
+        self._write(
+            "INSERT INTO desk_messages (chat_id, message_id, case_id)"
+            " VALUES (:chat, :message, :case)"
+            " ON CONFLICT (chat_id, message_id) DO UPDATE SET case_id = excluded.case_id",
+            {"chat": chat_id, "message": message_id, "case": case_id},
+        )
+
+    def remember_agent(self, user_id: int, name: str) -> None:
+        """Remember an agent's display name (the newest one wins)."""
+        self._write(
+            "INSERT INTO desk_agents (user_id, name) VALUES (:user, :name)"
+            " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name",
+            {"user": user_id, "name": name},
+        )
+
+    def agent_names(self) -> dict[int, str]:
+        """Every agent's remembered display name by user id."""
+        found = self._run("SELECT user_id, name FROM desk_agents").fetchall()
+        return {int(r[0]): str(r[1]) for r in found}
+
+    # exactly once
+
+    def mark_processed(self, dedupe_key: str, at: datetime) -> bool:
+        """Record an update/event key; True the first time, False when already recorded."""
+        cur = self._run(
+            "INSERT INTO processed_updates (dedupe_key, at) VALUES (:key, :at)"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
+            {"key": dedupe_key, "at": self._d.ts(at)},
+        )
+        return cur.rowcount == 1
+
+    def forget_processed(self, before: datetime) -> int:
+        """Drop the keys recorded before `before` (a scan: see migration 0003); how many."""
+        cur = self._run(
+            "DELETE FROM processed_updates WHERE at < :before", {"before": self._d.ts(before)}
+        )
+        return cur.rowcount
+
+    # outbox
+
+    def enqueue(self, message: OutboxMessage) -> OutboxMessage:
+        """Queue a message for delivery after commit; return it with its id and creation time."""
+        if message.outbox_id is not None:
+            raise ValueError("message already has an id; the store assigns it")
+        created_at = message.created_at if message.created_at is not None else self._clock.now()
+        row = self._run(
+            "INSERT INTO outbox (channel, recipient, payload, created_at)"
+            " VALUES (:channel, :recipient, :payload, :created_at) RETURNING outbox_id",
+            {
+                "channel": message.channel,
+                "recipient": message.recipient,
+                "payload": rows.as_json(message.payload),
+                "created_at": self._d.ts(created_at),
+            },
+        ).fetchall()[0]
+        return OutboxMessage(  # built directly, as in save_conversation
+            channel=message.channel,
+            recipient=message.recipient,
+            payload=message.payload,
+            outbox_id=row[0],
+            created_at=created_at,
+        )
+
+    def pending_outbox(
+        self, limit: int = 100, channel: str | None = None, recipient: str | None = None
+    ) -> list[OutboxMessage]:
+        """Unsent messages, oldest first, at most `limit`; only `channel` / `recipient` if given."""
+        where = ["sent_at IS NULL"]
+        if channel is not None:
+            where.append("channel = :channel")
+        if recipient is not None:
+            where.append("recipient = :recipient")
+        return self._all(
+            rows.outbox,
+            f"SELECT {rows.OUTBOX_COLS} FROM outbox WHERE {' AND '.join(where)}"
+            " ORDER BY created_at, outbox_id LIMIT :limit",
+            {"channel": channel, "recipient": recipient, "limit": limit},
+        )
+
+    def mark_sent(self, outbox_id: int, at: datetime) -> None:
+        """Mark a message delivered; a second call keeps the first delivery time."""
+        cur = self._run(MARK_SENT, {"at": self._d.ts(at), "id": outbox_id})
+        if cur.rowcount == 0 and (
+            self._run("SELECT 1 FROM outbox WHERE outbox_id = :id", {"id": outbox_id}).fetchone()
+            is None
+        ):
+            raise NotFound(f"no outbox message {outbox_id}")
+
+
+def _returns(sql: str) -> bool:
+    return " RETURNING " in sql
+
+
+class _Fetched:
+    """The rows of a statement already read to its end (inside a savepoint)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, found: list[Any], rowcount: int) -> None:
+        self._rows = found
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+# --- the store around it -------------------------------------------------------------------------
+
+C = TypeVar("C")
+
+
+class _Transaction(AbstractContextManager[UnitOfWork]):
+    """`with store.unit_of_work() as uow:` — begin, then COMMIT or ROLLBACK (a class, not a
+    generator: this runs on every turn)."""
+
+    __slots__ = ("_conn", "_sent", "_store", "_uow")
+
+    def __init__(self, store: SqlStore[Any]) -> None:
+        self._store = store
+        self._uow: SqlUnitOfWork | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        self._conn, self._uow, self._sent = self._store._begin()
+        return self._uow
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._uow is not None:
+            uow, self._uow = self._uow, None
+            self._store._end(self._conn, uow, self._sent, commit=exc_type is None)
+
+
+class SqlStore(ABC, Generic[C]):
+    """What every backend's store shares: units of work over a connection `C` it lends out, and
+    the delivery records of `mark_sent_soon` written with the next unit of work."""
+
+    dialect: Dialect
+
+    def __init__(self, dialect: Dialect, clock: Clock) -> None:
+        self.dialect = dialect
+        self._clock = clock
+        self._closed = False
+        self._local = threading.local()  # whether this thread has a unit of work open
+        # (outbox_id, sent_at) of delivered messages not yet recorded: see Store.mark_sent_soon
+        self._sent_soon: list[Params] = []
+        self._sent_soon_lock = threading.Lock()  # callable inside a unit of work
+
+    # what a backend provides
+
+    @abstractmethod
+    def _acquire(self) -> C:
+        """A connection for one unit of work (waits for one)."""
+
+    @abstractmethod
+    def _release(self, conn: C) -> None:
+        """Give the connection back, its transaction ended."""
+
+    @abstractmethod
+    def _in_transaction(self, conn: C) -> bool:
+        """Whether a transaction is open on the connection (some errors end it by themselves)."""
+
+    @abstractmethod
+    def _commit(self, conn: C) -> None:
+        """COMMIT (a backend refuses to commit a transaction its database already aborted)."""
+
+    @abstractmethod
+    def _execute_many(self, conn: C, sql: str, params: Sequence[Params]) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Close the connections."""
+
+    # the Store interface
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """A transaction: commits when the `with` block ends, rolls back if it raises."""
+        return _Transaction(self)
+
+    def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
+        """Mark messages sent with the next unit of work (see Store.mark_sent_soon)."""
+        if self._closed:
+            log.warning(
+                "store closed: %d delivery record(s) dropped; those messages go out again at the"
+                " next start",
+                len(outbox_ids),
+            )
+            return
+        stamp = self.dialect.ts(at)
+        with self._sent_soon_lock:
+            self._sent_soon.extend({"id": outbox_id, "at": stamp} for outbox_id in outbox_ids)
+
+    def flush(self) -> None:
+        """Record what mark_sent_soon holds now, in a unit of work of its own."""
+        if self._sent_soon:
+            with self.unit_of_work():
+                pass  # _begin writes them
+
+    def close(self) -> None:
+        """Record the deliveries still held, then close (waits for units of work running in
+        other threads). The connections close even if recording fails."""
+        self._refuse_reentry("close the store")
+        if not self._closed:
+            try:
+                self.flush()
+            except Exception:  # e.g. another process holds the write lock past the busy timeout
+                log.exception(
+                    "store: delivery records not written at close; those messages go out again"
+                    " at the next start"
+                )
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def __enter__(self) -> SqlStore[C]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # inside
+
+    def _refuse_reentry(self, action: str) -> None:
+        # Waiting for a lock or connection this thread holds would hang: that is a caller's bug.
+        if getattr(self._local, "open", False):
+            raise RuntimeError(f"cannot {action}: a unit of work is already open in this thread")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+
+    def _begin(self) -> tuple[C, SqlUnitOfWork, list[Params]]:
+        self._refuse_reentry("open a unit of work")
+        self._check_open()
+        conn = self._acquire()
+        try:
+            self._check_open()
+            uow = SqlUnitOfWork(conn, self.dialect, self._clock)  # type: ignore[arg-type]
+            uow._run(self.dialect.begin)
+            with self._sent_soon_lock:
+                sent, self._sent_soon = self._sent_soon, []
+            if sent:
+                try:
+                    self._execute_many(conn, self.dialect.sql(MARK_SENT), sent)
+                except BaseException:
+                    self._hand_back(sent)
+                    self._rollback(conn)
+                    raise
+        except BaseException:
+            self._release(conn)
+            raise
+        self._local.open = True
+        return conn, uow, sent
+
+    def _end(self, conn: C, uow: SqlUnitOfWork, sent: list[Params], *, commit: bool) -> None:
+        uow._active = False
+        committed = False
+        try:
+            if commit:
+                try:
+                    self._commit(conn)
+                    committed = True
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+            else:
+                self._rollback(conn)
+        finally:
+            if not committed:  # the delivery records it carried: the next unit of work tries again
+                self._hand_back(sent)
+            self._local.open = False
+            self._release(conn)
+
+    def _rollback(self, conn: C) -> None:
+        if self._in_transaction(conn):
+            conn.execute("ROLLBACK")  # type: ignore[attr-defined]
+
+    def _hand_back(self, sent: list[Params]) -> None:
+        if sent:
+            with self._sent_soon_lock:
+                self._sent_soon[:0] = sent
