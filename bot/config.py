@@ -342,6 +342,8 @@ class Dialogue(Section):
     link_attempts: int = Field(default=5, ge=1, le=20)
     # after the failed attempts the order-number check pauses this long, then the count starts over
     link_lock_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # failed checks of one order across every account before that order pauses as well
+    link_attempts_per_order: int = Field(default=10, ge=1, le=100)
     # written explanations a customer may add to one supplement or appeal; every one is kept whole
     max_notes: int = Field(default=20, ge=1, le=100)
     # buttons per page of a long list (orders, tickets); Telegram refuses a keyboard past 100

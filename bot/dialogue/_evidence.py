@@ -66,6 +66,7 @@ def add_evidence(turn: Turn) -> None:
                 caption=f.caption,
                 sha256=f.sha256,
                 added_at=turn.now,
+                sent_as=f.sent_as,
             )
             items.append(evidence.model_dump(mode="json"))
             known |= {f.file_unique_id, f.sha256} - {None}

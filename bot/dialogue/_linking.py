@@ -123,14 +123,30 @@ def order_and_last4_match(turn: Turn) -> bool:
     typed = str(turn.data.get("link_order_no", ""))
     # ids are stored as the shop exported them; customers often type them in another case
     order = next((o for o in map(turn.uow.order, (typed, typed.upper(), typed.lower())) if o), None)
-    # the same answer whether the order is unknown or the digits are wrong: no enumeration
-    if order is None or not order.phone.endswith(_typed(turn) or "-"):
+    # the same answer whether the order is unknown, the digits are wrong or the order's own
+    # checks are paused (guessed at from other accounts): no enumeration
+    if order is None:
+        return False
+    if _order_paused(turn, order.order_id) or not order.phone.endswith(_typed(turn) or "-"):
+        turn.data["link_order_id"] = order.order_id  # counted against the order as well
         return False
     customer = turn.uow.customer_by_phone(order.phone)
     if customer is None:
         return False
+    turn.uow.clear_link_failures(order.order_id)
     turn.data["link_customer_id"] = customer.customer_id
     return True
+
+
+def _order_paused(turn: Turn, order_id: str) -> bool:
+    """Whether this order's checks are paused after too many failures across accounts."""
+    _, locked_at = turn.uow.link_failures(order_id)
+    if locked_at is None:
+        return False
+    if turn.now < locked_at + timedelta(minutes=turn.config.dialogue.link_lock_minutes):
+        return True
+    turn.uow.clear_link_failures(order_id)  # the pause ran out: its count starts over
+    return False
 
 
 @STEPS.action("link_by_order")
@@ -143,6 +159,10 @@ def link_by_order(turn: Turn) -> None:
 def count_failed_link(turn: Turn) -> None:
     failures = int(turn.data.get("link_failures", 0)) + 1
     turn.data["link_failures"] = failures
+    order_id = turn.data.pop("link_order_id", None)
+    if order_id is not None:
+        limit = turn.config.dialogue.link_attempts_per_order
+        turn.uow.record_link_failure(str(order_id), turn.now, limit)
     if failures >= turn.config.dialogue.link_attempts:
         turn.data["link_locked_at"] = turn.now.isoformat()
     turn.data.pop("link_order_no", None)

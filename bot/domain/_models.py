@@ -74,6 +74,18 @@ class EvidenceKind(StrEnum):
     VIDEO = "video"
 
 
+class SentAs(StrEnum):
+    """How the messenger carried a file: it must be sent on the same way (Telegram refuses a
+    document's file id as a photo, though both may be a screenshot the rules call a photo)."""
+
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    VIDEO = "video"
+    VIDEO_NOTE = "video_note"
+    AUDIO = "audio"
+    VOICE = "voice"
+
+
 class Customer(Frozen):
     customer_id: int
     phone: str  # E.164, e.g. +8613800138000
@@ -256,6 +268,7 @@ class Evidence(Frozen):
     caption: str | None = None
     sha256: str | None = None
     added_at: AwareDatetime
+    sent_as: SentAs | None = None  # None: stored before it was recorded (re-sent by its kind)
 
 
 class TicketEvent(Frozen):

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain import EvidenceKind
+from bot.domain import EvidenceKind, SentAs
 from bot.engine._effects import Effect
 from bot.store import ConversationKey, Identity
 
@@ -35,6 +35,7 @@ class FileInfo:
     sha256: str | None = None
     # whether the bytes are what `kind` says: None when nobody looked (downloads turned off)
     content_ok: bool | None = None
+    sent_as: SentAs | None = None  # how the messenger carried it (a photo, a document...)
 
 
 @dataclass(frozen=True, slots=True)

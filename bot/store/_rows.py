@@ -27,6 +27,7 @@ from bot.domain import (
     Reason,
     RefundEntry,
     RefundState,
+    SentAs,
     SubReason,
     Ticket,
     TicketEvent,
@@ -207,7 +208,7 @@ def ticket(d: Dialect, row: Row) -> Ticket:
 
 EVIDENCE_COLS: Final = (
     "evidence_id, ticket_no, kind, file_id, file_unique_id, size_bytes, mime_type, caption, sha256,"
-    " added_at"
+    " added_at, sent_as"
 )
 INSERT_EVIDENCE: Final = insert("evidence", columns(EVIDENCE_COLS)[1:]) + " RETURNING evidence_id"
 
@@ -223,6 +224,7 @@ def evidence_params(d: Dialect, e: Evidence) -> dict[str, object]:
         "caption": e.caption,
         "sha256": e.sha256,
         "added_at": d.ts(e.added_at),
+        "sent_as": e.sent_as.value if e.sent_as is not None else None,
     }
 
 
@@ -238,6 +240,7 @@ def evidence(d: Dialect, row: Row) -> Evidence:
         caption=row[7],
         sha256=row[8],
         added_at=d.dt(row[9]),
+        sent_as=SentAs(row[10]) if row[10] is not None else None,
     )
 
 

@@ -353,6 +353,36 @@ class SqlUnitOfWork:
         ).fetchone()
         return int(row[0])
 
+    # failed order-number checks per order (migration 0006)
+
+    def link_failures(self, order_id: str) -> tuple[int, datetime | None]:
+        """How many failed checks this order has had, and when it was locked (None: not)."""
+        row = self._run(
+            "SELECT failures, locked_at FROM link_attempts WHERE order_id = :id", {"id": order_id}
+        ).fetchone()
+        if row is None:
+            return 0, None
+        return int(row[0]), self._d.dt(row[1]) if row[1] is not None else None
+
+    def record_link_failure(self, order_id: str, now: datetime, limit: int) -> int:
+        """Count a failed check of this order; the `limit`-th locks it from `now`. The count."""
+        row = self._one(
+            "INSERT INTO link_attempts (order_id, failures) VALUES (:id, 1)"
+            " ON CONFLICT (order_id) DO UPDATE SET failures = link_attempts.failures + 1"
+            " RETURNING failures, locked_at",
+            {"id": order_id},
+        )
+        if int(row[0]) >= limit and row[1] is None:
+            self._write(
+                "UPDATE link_attempts SET locked_at = :now WHERE order_id = :id",
+                {"id": order_id, "now": self._d.ts(now)},
+            )
+        return int(row[0])
+
+    def clear_link_failures(self, order_id: str) -> None:
+        """The order's count starts over (the owner linked, or the pause ran out)."""
+        self._write("DELETE FROM link_attempts WHERE order_id = :id", {"id": order_id})
+
     # compensation ledger (migration 0005): CPL Art. 53 payouts apart from the refunds' cap
 
     def add_compensation(self, entry: CompensationEntry) -> bool:

@@ -12,7 +12,7 @@ from telegram.constants import CallbackQueryLimit
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.domain import Evidence, EvidenceKind
+from bot.domain import Evidence, EvidenceKind, SentAs
 from bot.engine import (
     Button,
     HandoffEnded,
@@ -387,22 +387,26 @@ class TelegramDesk:
     async def _send_file(
         self, bot: Bot, evidence: Evidence, caption: str, thread: int | None, reply_to: int | None
     ) -> int:
-        """Re-send a customer's file by its file_id (no download, no upload)."""
+        """Re-send a customer's file by its file_id (no download, no upload), the way it came:
+        Telegram refuses a document's file_id as a photo, even when it is a screenshot."""
         assert self.chat_id is not None
         chat, file_id, reply = self.chat_id, evidence.file_id, _reply_to(reply_to)
-        if evidence.kind is EvidenceKind.PHOTO:
-            send = bot.send_photo(
-                chat, file_id, caption=caption, message_thread_id=thread, reply_parameters=reply
-            )
-        elif evidence.kind is EvidenceKind.VIDEO:
-            send = bot.send_video(
-                chat, file_id, caption=caption, message_thread_id=thread, reply_parameters=reply
-            )
+        where: dict[str, Any] = {"message_thread_id": thread, "reply_parameters": reply}
+        sent_as = evidence.sent_as or _SENT_AS_OF_KIND.get(evidence.kind, SentAs.DOCUMENT)
+        if sent_as is SentAs.VIDEO_NOTE:  # a round video carries no caption: it follows
+            sent = await bot.send_video_note(chat, file_id, **where)
+            await self._send(bot, caption, (), thread, reply_to)
+            return sent.message_id
+        if sent_as is SentAs.PHOTO:
+            sent = await bot.send_photo(chat, file_id, caption=caption, **where)
+        elif sent_as is SentAs.VIDEO:
+            sent = await bot.send_video(chat, file_id, caption=caption, **where)
+        elif sent_as is SentAs.AUDIO:
+            sent = await bot.send_audio(chat, file_id, caption=caption, **where)
+        elif sent_as is SentAs.VOICE:
+            sent = await bot.send_voice(chat, file_id, caption=caption, **where)
         else:
-            send = bot.send_document(
-                chat, file_id, caption=caption, message_thread_id=thread, reply_parameters=reply
-            )
-        sent = await send
+            sent = await bot.send_document(chat, file_id, caption=caption, **where)
         return sent.message_id
 
     async def _reply(self, bot: Bot, message: Message, text: str) -> None:
@@ -416,6 +420,10 @@ class TelegramDesk:
             )
         except TelegramError as exc:
             log.warning("agent desk: answer in %s not sent: %s", message.chat.id, exc)
+
+
+# evidence stored before its way of sending was recorded (migration 0006)
+_SENT_AS_OF_KIND = {EvidenceKind.PHOTO: SentAs.PHOTO, EvidenceKind.VIDEO: SentAs.VIDEO}
 
 
 def _agent(user: User) -> Agent:

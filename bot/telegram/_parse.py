@@ -9,7 +9,7 @@ from typing import Any
 
 from telegram import Chat, Message, Update
 
-from bot.domain import EvidenceKind
+from bot.domain import EvidenceKind, SentAs
 from bot.engine import ContactInfo, FileInfo, Inbound, Kind
 from bot.store import ConversationKey
 
@@ -133,6 +133,7 @@ def message_files(message: Message) -> tuple[FileInfo, ...]:
                 size_bytes=largest.file_size or 0,
                 mime_type="image/jpeg",  # Telegram re-encodes photos as JPEG
                 caption=caption,
+                sent_as=SentAs.PHOTO,
             ),
         )
     document = message.document
@@ -147,13 +148,15 @@ def message_files(message: Message) -> tuple[FileInfo, ...]:
                 mime_type=mime,
                 file_name=document.file_name,
                 caption=caption,
+                sent_as=SentAs.DOCUMENT,
             ),
         )
-    for media, kind in (
-        (message.video, EvidenceKind.VIDEO),
-        (message.video_note, EvidenceKind.VIDEO),
-        (message.audio, EvidenceKind.DOCUMENT),  # e.g. a recorded call with the merchant
-        (message.voice, EvidenceKind.DOCUMENT),
+    for media, kind, sent_as in (
+        (message.video, EvidenceKind.VIDEO, SentAs.VIDEO),
+        (message.video_note, EvidenceKind.VIDEO, SentAs.VIDEO_NOTE),
+        # e.g. a recorded call with the merchant
+        (message.audio, EvidenceKind.DOCUMENT, SentAs.AUDIO),
+        (message.voice, EvidenceKind.DOCUMENT, SentAs.VOICE),
     ):
         if media is not None:
             return (
@@ -165,6 +168,7 @@ def message_files(message: Message) -> tuple[FileInfo, ...]:
                     mime_type=getattr(media, "mime_type", None),
                     file_name=getattr(media, "file_name", None),
                     caption=caption,
+                    sent_as=sent_as,
                 ),
             )
     return ()

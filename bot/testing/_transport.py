@@ -30,6 +30,7 @@ MESSAGE_METHODS = frozenset(
         "sendAnimation",
         "sendAudio",
         "sendVoice",
+        "sendVideoNote",
         "sendSticker",
         "sendContact",
         "sendLocation",

@@ -258,3 +258,38 @@ def test_full_width_digits_from_a_chinese_keyboard_are_understood(chat: Chat) ->
     assert chat.state == "start.ask_last4"
     chat.type("８０００")
     assert chat.state == "menu.main", chat.text
+
+
+def test_one_order_pauses_after_failures_across_accounts_without_revealing_it(
+    app: App, clock: FixedClock
+) -> None:
+    """A new account does not get five more guesses at the same order."""
+    per_order = app.config.dialogue.link_attempts_per_order
+    per_account = app.config.dialogue.link_attempts
+    guessers = [Chat(app, user_id=5000 + n) for n in range(-(-per_order // per_account))]
+    failures = 0
+    for guesser in guessers:
+        guesser.command("start")
+        guesser.press("用订单号验证")
+        while failures < per_order and guesser.state != "start.locked":
+            guesser.type("V1")
+            guesser.type("1111")
+            failures += 1
+    owner = Chat(app, user_id=7777)
+    owner.command("start")
+    owner.press("用订单号验证")
+    owner.type("V1")
+    owner.type("8000")  # the right digits, on a paused order: the same answer as wrong ones
+    assert owner.state == "start.ask_order_no"
+    assert owner.last.replies[0].key == "start.error.no_match"
+    assert linked_customer(app, owner.user_id) is None
+    owner.command("start")
+    owner.share_contact()  # the real owner's phone still links at once
+    assert owner.state == "menu.main"
+    late = Chat(app, user_id=7778)
+    clock.advance(timedelta(minutes=app.config.dialogue.link_lock_minutes))
+    late.command("start")
+    late.press("用订单号验证")
+    late.type("V1")
+    late.type("8000")  # the pause ran out: the order's count started over
+    assert late.state == "menu.main"

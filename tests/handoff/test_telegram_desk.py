@@ -7,7 +7,7 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.config import Config
-from bot.domain import RefundState, TicketStatus
+from bot.domain import RefundState, SentAs, TicketStatus
 from bot.store import ConversationKey
 from bot.telegram import TelegramDesk, conversation_key
 from bot.testing import Failure, FakeTelegram, Updates
@@ -585,3 +585,24 @@ async def test_a_supplemented_file_telegram_refuses_does_not_hold_back_the_other
     # the first of the two was refused: the agents are told which, and why
     assert texts[-1].startswith("⚠️ 这份凭证没能转到这里(凭证 1/2):Wrong file identifier")
     assert tg.to(GROUP_ID, "sendPhoto")[-1]["photo"] == "second"  # the other still came
+
+
+async def test_each_file_is_re_sent_the_way_it_came(harness: ShopHarness, tg: FakeTelegram) -> None:
+    """A screenshot sent as a file is a photo to the rules but a document to Telegram: the desk
+    re-sends it with sendDocument (sendPhoto is refused for a document's file_id)."""
+    await harness.to_evidence(ALICE)
+    up = harness.updates
+    await harness.process(up.document(ALICE, "shot", "截图.png", "image/png"))
+    await harness.process(up.photo(ALICE, "snap"))
+    for label in ("Done uploading", "Full amount", "Submit"):
+        await harness.press(ALICE, label)
+    await hand_off(harness)
+    assert [p["document"] for p in tg.to(GROUP_ID, "sendDocument")] == ["shot"]
+    assert [p["photo"] for p in tg.to(GROUP_ID, "sendPhoto")] == ["snap"]
+    assert tg.refused == []
+    with harness.engine_app.store.unit_of_work() as uow:
+        stored = uow.evidence_of(NO)
+    assert [(e.kind.value, e.sent_as) for e in stored] == [
+        ("photo", SentAs.DOCUMENT),
+        ("photo", SentAs.PHOTO),
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -171,3 +171,22 @@ def test_reimport_cannot_lower_cash_paid_below_refunds(store: Store, make: Make)
         stored = uow.order("O1")
         assert stored is not None
         assert stored.cash_paid_fen == 6_000
+
+
+def test_failed_order_checks_count_across_calls_and_lock_at_the_limit(
+    store: Store, make: Make
+) -> None:
+    now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    with store.unit_of_work() as uow:
+        uow.upsert_order(make.order("O9"))
+        assert uow.link_failures("O9") == (0, None)
+        assert [uow.record_link_failure("O9", now, 3) for _ in range(2)] == [1, 2]
+        assert uow.link_failures("O9") == (2, None)
+    with store.unit_of_work() as uow:  # another unit of work, as another account's turn
+        assert uow.record_link_failure("O9", now, 3) == 3
+        assert uow.link_failures("O9") == (3, now)
+        later = now + timedelta(minutes=5)
+        assert uow.record_link_failure("O9", later, 3) == 4
+        assert uow.link_failures("O9") == (4, now)  # locked from the third, not moved on
+        uow.clear_link_failures("O9")
+        assert uow.link_failures("O9") == (0, None)
