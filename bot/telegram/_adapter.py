@@ -56,7 +56,7 @@ class TelegramAdapter:
         settings = app.config.telegram
         self.locks = locks or ChatLocks()
         self.limit = IncomingLimit(settings.incoming_rate_limit, monotonic)
-        self.outbox = Outbox(app.store, app.clock)
+        self.outbox = Outbox(app.store, app.clock, self._undeliverable)
         self.desk = TelegramDesk(app, self.outbox)
         folder = settings.evidence_download_dir
         checked = settings.check_file_content or folder is not None
@@ -277,6 +277,13 @@ class TelegramAdapter:
             await bot.send_message(incoming.chat_id, self._text(incoming, key))
         except TelegramError as exc:
             log.warning("notice %s to %s not sent: %s", key, incoming.chat_id, exc)
+
+    def _undeliverable(self, recipient: str) -> str:
+        """What a customer is sent instead of a message Telegram refused, in their language."""
+        catalog = self.app.catalog
+        conv = self.engine.conversation(conversation_key(int(recipient)))
+        locale = turn_locale(conv, catalog) if conv is not None else catalog.default
+        return catalog.text(locale, "telegram.undeliverable")
 
     def _text(self, incoming: Incoming, key: str) -> str:
         return self.app.catalog.text(self._locale(incoming), key)

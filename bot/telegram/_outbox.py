@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, TelegramError
@@ -35,9 +36,15 @@ class Outbox:
     # queued, in order, for the next round; a permanent one (the customer blocked the bot, the chat
     # is gone) is logged and dropped so that it cannot hold back later messages forever.
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, fallback: Callable[[str], str] | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        # the short text sent instead of a message Telegram refuses for good (by recipient):
+        # never silence, and something the customer can act on
+        self._fallback = fallback
+        self.refused = 0  # messages Telegram refused for good (logged with its reason)
         # separate from the per-chat update locks: the repeating job delivers outside of any update
         self._locks = ChatLocks()
         # chats that may still show a contact-request keyboard: the next reply without buttons
@@ -126,13 +133,20 @@ class Outbox:
                 await bot.copy_message(chat_id, copy.from_chat_id, copy.message_id, caption=caption)
             for part in parts:
                 await send_text(bot, chat_id, part.text, part.reply_markup)
-        except (Forbidden, BadRequest) as exc:
+        except Forbidden as exc:  # blocked, chat gone: nothing more can reach them
+            self.refused += 1
+            log.error("outbox %s to %s: refused (%s); dropped", message.outbox_id, chat_id, exc)
+            return True
+        except BadRequest as exc:  # this message cannot be sent (too long a keyboard...)
+            self.refused += 1
             log.error(
-                "outbox %s to %s: Telegram refused it (%s); dropped",
+                "outbox %s to %s: Telegram refused it (%s, key %s); a short notice instead",
                 message.outbox_id,
                 chat_id,
                 exc,
+                message.payload.get("key"),
             )
+            await self._notify_refused(bot, chat_id)
             return True
         except TelegramError as exc:
             log.warning("outbox %s to %s: %s; will retry", message.outbox_id, chat_id, exc)
@@ -142,6 +156,14 @@ class Outbox:
         elif remove and not reply.buttons:
             self._reply_keyboards.discard(recipient)
         return True
+
+    async def _notify_refused(self, bot: Bot, chat_id: int) -> None:
+        if self._fallback is None or chat_id < 0:  # a group (the agent desk) is told by the log
+            return
+        try:
+            await send_text(bot, chat_id, self._fallback(str(chat_id)), None)
+        except TelegramError as exc:
+            log.warning("notice to %s after a refused message not sent: %s", chat_id, exc)
 
     def _mark_sent(self, message: OutboxMessage) -> None:
         assert message.outbox_id is not None  # read back from the store

@@ -207,7 +207,7 @@ async def test_an_error_in_one_update_is_logged_apologised_and_others_carry_on(
         await harness.process(update)
     assert f"update {update['update_id']} failed" in caplog.text
     assert "disk on fire" in caplog.text
-    assert harness.tg.texts(ALICE.id) == [
+    assert harness.tg.texts(ALICE.id)[-2:] == [
         "Sorry, something went wrong on our side. Please try again in a moment, or type /agent to talk to a person."
     ]
     await harness.process(harness.updates.press(ALICE, "000000.0"))
@@ -244,6 +244,31 @@ async def test_a_customer_who_blocked_the_bot_does_not_hold_up_the_outbox(
     await job.run(harness.application)
     # the refused one is dropped (logged), the rest goes out, in order
     assert harness.tg.texts() == ["to alice", "alice again", "to bob"]
+    assert pending(harness) == 0
+
+
+async def test_a_message_telegram_refuses_for_good_is_replaced_by_a_short_notice(
+    harness: ShopHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Never silence: a keyboard Telegram refuses (REPLY_MARKUP_TOO_LONG) gets a notice instead."""
+    await harness.link(ALICE)
+    buttons = tuple(Button(f"订单 {n}", f"t.{n}") for n in range(122))
+    with harness.engine_app.store.unit_of_work() as uow:
+        uow.enqueue(
+            OutboxMessage("telegram", str(ALICE.id), Reply("k", "选订单", buttons).to_payload())
+        )
+        uow.enqueue(OutboxMessage("telegram", str(ALICE.id), Reply("k", "after").to_payload()))
+    harness.tg.clear()
+    with caplog.at_level(logging.ERROR):
+        await harness.bot.adapter.outbox.deliver(harness.application.bot)
+    assert [c.error for c in harness.tg.refused] == ["Bad Request: REPLY_MARKUP_TOO_LONG"]
+    assert harness.tg.texts(ALICE.id)[-2:] == [
+        "Sorry, a message could not be shown here. Type /menu to carry on from the menu,"
+        " or /agent to talk to a person.",
+        "after",
+    ]
+    assert harness.bot.adapter.outbox.refused == 1
+    assert any("Reply_markup_too_long" in r.getMessage() for r in caplog.records), caplog.text
     assert pending(harness) == 0
 
 
