@@ -11,6 +11,8 @@ import pytest
 from telegram.error import RetryAfter
 
 from bot.telegram._ratelimit import PerChatRateLimiter
+from bot.testing import Failure, User
+from tests.telegram.support import ALICE, BOB, ShopHarness
 
 PAUSE = 0.3
 
@@ -60,3 +62,20 @@ async def test_a_429_without_a_chat_pauses_everything_as_ptb_does() -> None:
     assert await limiter.process_request(call, ("getUpdates",), {}, "getUpdates", {}, None)
     assert calls == ["getUpdates", "getUpdates"]
     await limiter.shutdown()
+
+
+async def test_through_the_bot_a_flood_wait_for_one_chat_leaves_the_other_served(
+    harness: ShopHarness,
+) -> None:
+    tg, up = harness.tg, harness.updates
+    tg.fail("sendMessage", Failure.flood(PAUSE), chat_id=ALICE.id)
+    answered: dict[int, float] = {}
+    started = time.monotonic()
+
+    async def start(user: User) -> None:
+        await harness.process(up.command(user, "start"))
+        answered[user.id] = time.monotonic() - started
+
+    await asyncio.gather(start(ALICE), start(BOB))
+    assert tg.texts(BOB.id) and tg.texts(ALICE.id)  # both answered in the end
+    assert answered[BOB.id] < PAUSE / 2 < PAUSE <= answered[ALICE.id]
