@@ -6,7 +6,7 @@ from bot.dialogue import _render as render
 from bot.dialogue._common import FLOW_KEYS, STEPS, stored_quote
 from bot.dialogue._evidence import checklist, stored_evidence
 from bot.dialogue._paging import KEY as PAGE
-from bot.dialogue._paging import normalised, page
+from bot.dialogue._paging import found, heading, normalised, page
 from bot.domain import SUB_REASONS, Order, Outcome, Quote, Reason, Refusal, SubReason
 from bot.engine import Choice, TicketSubmitted, Turn, View
 from bot.money import parse_yuan
@@ -46,9 +46,7 @@ def order_choices(turn: Turn) -> View:
     )
     if not orders:
         view.before.append(("apply.no_orders", {}))
-    if shown.query is not None:
-        key = "apply.search_found" if shown.found else "apply.search_none"
-        view.before.append((key, {"query": shown.query, "count": shown.total}))
+    view.before.extend(heading(shown, "apply.search_found", "apply.search_none"))
     for order in shown.items:
         view.choices.append(
             Choice("pick_order", order.order_id, label=render.order_label(turn, order))
@@ -64,11 +62,8 @@ def _order_matches(order: Order, query: str) -> bool:
 @STEPS.condition("order_search_matches")
 def order_search_matches(turn: Turn) -> bool:
     """Typed text on the order list finds an order, else it is not understood (and counts so)."""
-    query = normalised(turn.arg or "")
     orders = turn.uow.orders_of(turn.require_customer().customer_id)
-    if query and any(_order_matches(o, query) for o in orders):
-        return True
-    return turn.refuse("apply.search_none", query=turn.arg or "")
+    return found(turn, orders, _order_matches, "apply.search_none")
 
 
 @STEPS.condition("order_is_offered")

@@ -68,6 +68,23 @@ def page(turn: Turn, items: Sequence[T], matches: Callable[[T, str], bool]) -> P
     )
 
 
+def found(turn: Turn, items: Sequence[T], matches: Callable[[T, str], bool], none: str) -> bool:
+    """Condition: the typed search finds something; else it is not understood (and counts so),
+    with the message `none`."""
+    query = normalised(turn.arg or "")
+    if query and any(matches(item, query) for item in items):
+        return True
+    return turn.refuse(none, query=turn.arg or "")
+
+
+def heading(shown: Page[T], found_key: str, none_key: str) -> list[tuple[str, dict[str, object]]]:
+    """The line above a searched list: what was searched and how much it found."""
+    if shown.query is None:
+        return []
+    key = found_key if shown.found else none_key
+    return [(key, {"query": shown.query, "count": shown.total})]
+
+
 def normalised(text: str) -> str:
     """For matching what was typed: full-width made ASCII (ＸＮ１２ → xn12), case folded."""
     return unicodedata.normalize("NFKC", text).strip().casefold()

@@ -7,7 +7,7 @@ from typing import Any
 from bot.dialogue import _render as render
 from bot.dialogue._common import STEPS
 from bot.dialogue._evidence import checklist, collected, requirement, stored_evidence
-from bot.dialogue._paging import normalised, page
+from bot.dialogue._paging import found, heading, normalised, page
 from bot.domain import Refusal, Ticket, TicketEvent, TicketStatus
 from bot.engine import (
     Choice,
@@ -74,9 +74,7 @@ def ticket_list(turn: Turn) -> View:
     shown = page(turn, tickets, _ticket_matches)
     view = View()
     lines = [] if tickets else [turn.t("status.none")]
-    if shown.query is not None:
-        key = "status.search_found" if shown.found else "status.search_none"
-        view.before.append((key, {"query": shown.query, "count": shown.total}))
+    view.before.extend(heading(shown, "status.search_found", "status.search_none"))
     for t in shown.items:
         overdue = turn.t("status.overdue_mark") if is_overdue(t, turn.now) else ""
         lines.append(
@@ -106,11 +104,8 @@ def _ticket_matches(ticket: Ticket, query: str) -> bool:
 @STEPS.condition("ticket_search_matches")
 def ticket_search_matches(turn: Turn) -> bool:
     """Typed text on the ticket list finds a ticket, else it is not understood (and counts so)."""
-    query = normalised(turn.arg or "")
     tickets = turn.uow.tickets_of_customer(turn.require_customer().customer_id)
-    if query and any(_ticket_matches(t, query) for t in tickets):
-        return True
-    return turn.refuse("status.search_none", query=turn.arg or "")
+    return found(turn, tickets, _ticket_matches, "status.search_none")
 
 
 @STEPS.condition("ticket_is_offered")

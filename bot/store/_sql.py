@@ -328,12 +328,17 @@ class SqlUnitOfWork:
 
     def set_refund_state(self, idempotency_key: str, state: RefundState) -> None:
         """Move a payout to pending, paid or failed; the cash-paid cap still holds."""
+        self._set_payout_state("refunds", "refund", idempotency_key, state)
+
+    def _set_payout_state(
+        self, table: str, what: str, idempotency_key: str, state: RefundState
+    ) -> None:
         cur = self._write(
-            "UPDATE refunds SET state = :state WHERE idempotency_key = :key",
+            f"UPDATE {table} SET state = :state WHERE idempotency_key = :key",
             {"state": state.value, "key": idempotency_key},
         )
         if cur.rowcount == 0:
-            raise NotFound(f"no refund with idempotency key {idempotency_key!r}")
+            raise NotFound(f"no {what} with idempotency key {idempotency_key!r}")
 
     def refunds_of_order(self, order_id: str) -> list[RefundEntry]:
         """The order's payouts, oldest first, in every state."""
@@ -392,12 +397,7 @@ class SqlUnitOfWork:
 
     def set_compensation_state(self, idempotency_key: str, state: RefundState) -> None:
         """Move a compensation payout to pending, paid or failed."""
-        cur = self._write(
-            "UPDATE compensations SET state = :state WHERE idempotency_key = :key",
-            {"state": state.value, "key": idempotency_key},
-        )
-        if cur.rowcount == 0:
-            raise NotFound(f"no compensation with idempotency key {idempotency_key!r}")
+        self._set_payout_state("compensations", "compensation", idempotency_key, state)
 
     def compensations_of_ticket(self, ticket_no: str) -> list[CompensationEntry]:
         """The ticket's compensation payouts, oldest first, in every state."""
