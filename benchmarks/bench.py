@@ -143,7 +143,8 @@ class Client:
     def __init__(self, tg: FakeTelegram, fixed_presses: bool) -> None:
         self.tg = tg
         self.fixed = fixed_presses  # the baselines' buttons carry their label as callback data
-        self.updates = Updates(NOW, first_id=FIRST_UPDATE)
+        # given the fake, the photos are files it holds: the bot downloads and checks each one
+        self.updates = Updates(NOW, first_id=FIRST_UPDATE, tg=tg)
 
     def update(self, user: User, n: int, kind: str, arg: str) -> dict[str, Any]:
         up = self.updates
