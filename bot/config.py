@@ -31,7 +31,7 @@ from bot.domain import (
     SubReason,
 )
 from bot.money import parse_yuan
-from bot.store._url import BadStoreUrl, StoreUrl, parse_store_url, sqlite_url
+from bot.store_url import BadStoreUrl, StoreUrl, parse_store_url, sqlite_url
 
 LOCALES: tuple[str, ...] = ("zh-CN", "en")
 MAX_EVIDENCE_MB = 20
