@@ -2,6 +2,9 @@
 and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
+    Backlog,
+    EventFacts,
+    TicketFacts,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
@@ -20,6 +23,9 @@ from bot.store._sqlite import SqliteStore
 from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_url
 
 __all__ = [
+    "Backlog",
+    "EventFacts",
+    "TicketFacts",
     "BadStoreUrl",
     "ConcurrentUpdate",
     "Conversation",

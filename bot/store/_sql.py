@@ -45,13 +45,16 @@ from bot.domain import (
 from bot.store import _rows as rows
 from bot.store._dialect import Dialect
 from bot.store._interface import (
+    Backlog,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
     DeskCase,
+    EventFacts,
     Identity,
     NotFound,
     OutboxMessage,
+    TicketFacts,
     UnitOfWork,
 )
 
@@ -557,6 +560,95 @@ class SqlUnitOfWork:
         found = self._run("SELECT user_id, name FROM desk_agents").fetchall()
         return {int(r[0]): str(r[1]) for r in found}
 
+    # reports (read only)
+
+    def ticket_facts(self, start: datetime, end: datetime) -> list[TicketFacts]:
+        """Tickets created in [start, end) with their order's payment channel, oldest first."""
+        d = self._d
+        found = self._run(
+            f"SELECT {rows.TICKET_FACT_COLS} FROM tickets t JOIN orders o USING (order_id)"
+            f" WHERE {_CREATED} ORDER BY t.created_at, t.ticket_no",
+            {"start": d.ts(start), "end": d.ts(end)},
+        ).fetchall()
+        return [rows.ticket_facts(d, r) for r in found]
+
+    def event_facts(self, start: datetime, end: datetime) -> list[EventFacts]:
+        """The events of the tickets created in [start, end), by ticket, oldest first."""
+        d = self._d
+        found = self._run(
+            "SELECT e.ticket_no, e.at, e.actor, e.kind, e.to_status, e.data"
+            " FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} ORDER BY e.ticket_no, e.at, e.event_id",
+            {"start": d.ts(start), "end": d.ts(end)},
+        ).fetchall()
+        return [rows.event_facts(d, r) for r in found]
+
+    def payouts_of_tickets(self, start: datetime, end: datetime) -> list[RefundEntry]:
+        """The refund payouts of the tickets created in [start, end), oldest first."""
+        return self._all(
+            rows.refund,
+            f"SELECT {rows.REFUND_COLS_OF_R} FROM refunds r JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} ORDER BY r.created_at, r.idempotency_key",
+            {"start": self._d.ts(start), "end": self._d.ts(end)},
+        )
+
+    def record_funnel(
+        self, key: ConversationKey, step: str, at: datetime, detail: str | None = None
+    ) -> None:
+        """A conversation reached a funnel step (or was handed to a person: 'handoff')."""
+        self._run(
+            "INSERT INTO funnel_events (channel, user_id, step, detail, at)"
+            " VALUES (:channel, :user, :step, :detail, :at)",
+            {
+                "channel": key.channel,
+                "user": key.user_id,
+                "step": step,
+                "detail": detail,
+                "at": self._d.ts(at),
+            },
+        )
+
+    def funnel(self, start: datetime, end: datetime) -> dict[str, int]:
+        """How many conversations reached each funnel step in [start, end)."""
+        found = self._run(
+            "SELECT step, count(DISTINCT channel || ':' || user_id) FROM funnel_events"
+            " WHERE at >= :start AND at < :end AND step <> 'handoff' GROUP BY step",
+            {"start": self._d.ts(start), "end": self._d.ts(end)},
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in found}
+
+    def handoff_reasons(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Handoffs to a person in [start, end) by reason."""
+        found = self._run(
+            "SELECT coalesce(detail, ''), count(*) FROM funnel_events"
+            " WHERE at >= :start AND at < :end AND step = 'handoff' GROUP BY detail",
+            {"start": self._d.ts(start), "end": self._d.ts(end)},
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in found}
+
+    def backlog(self, today: date) -> Backlog:
+        """The outbox backlog, tickets by status and what is overdue on `today` (Shanghai)."""
+        outbox = self._run(
+            "SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL"
+        ).fetchone()
+        statuses = self._run("SELECT status, count(*) FROM tickets GROUP BY status").fetchall()
+        overdue = self._run(
+            "SELECT"
+            f" sum(CASE WHEN status IN ({rows.REVIEWING_IN}) AND review_due < :today"
+            " THEN 1 ELSE 0 END),"
+            f" sum(CASE WHEN status IN ({rows.PAYING_IN}) AND payout_due < :today"
+            " THEN 1 ELSE 0 END)"
+            f" FROM tickets WHERE status IN ({rows.OPEN_IN})",
+            {"today": self._d.day(today)},
+        ).fetchone()
+        return Backlog(
+            outbox_pending=int(outbox[0]),
+            outbox_oldest=self._d.dt_opt(outbox[1]),
+            tickets_by_status={str(r[0]): int(r[1]) for r in statuses},
+            overdue_reviews=int(overdue[0] or 0),
+            overdue_payouts=int(overdue[1] or 0),
+        )
+
     # exactly once
 
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool:
@@ -624,6 +716,9 @@ class SqlUnitOfWork:
             is None
         ):
             raise NotFound(f"no outbox message {outbox_id}")
+
+
+_CREATED = "t.created_at >= :start AND t.created_at < :end"
 
 
 def _returns(sql: str) -> bool:
