@@ -192,9 +192,9 @@ def test_db_migrate_brings_an_empty_database_up_to_date_once(
     config = str(write_config(tmp_path, {}))
     url = pg_databases.create(migrated=False)
     assert main(["--config", config, "db", "migrate", url]) == 0
-    assert "was schema version 0 of 5; now schema version 6 of 6" in capsys.readouterr().out
+    assert "was schema version 0 of 6; now schema version 6 of 6" in capsys.readouterr().out
     assert main(["--config", config, "db", "migrate", url]) == 0
-    assert "was schema version 6 of 6; now schema version 5 of 5" in capsys.readouterr().out
+    assert "was schema version 6 of 6; now schema version 6 of 6" in capsys.readouterr().out
     assert main(["--config", config, "db", "migrate"]) == 0  # the configured SQLite file
     assert (tmp_path / "var" / "refund-bot.sqlite3").is_file()
     assert main(["--config", config, "db", "migrate", "mysql://x/y"]) == 2
