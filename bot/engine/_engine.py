@@ -20,8 +20,8 @@ from bot.config import Config
 from bot.domain import Refusal
 from bot.engine._effects import AgentOffered, RelayedToAgent, ReminderScheduled
 from bot.engine._events import Button, Inbound, Kind, Reply, TurnResult
-from bot.engine._funnel import funnel_steps
 from bot.engine._flows import ROOT, FlowSet, StateDecl, split_target
+from bot.engine._funnel import funnel_steps
 from bot.engine._registry import Choice, Registry
 from bot.engine._turn import Services, Turn, turn_locale
 from bot.i18n import Catalog

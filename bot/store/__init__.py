@@ -3,12 +3,11 @@ and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
     Backlog,
-    EventFacts,
-    TicketFacts,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
     DeskCase,
+    EventFacts,
     Identity,
     NotFound,
     OpenTicketExists,
@@ -16,6 +15,7 @@ from bot.store._interface import (
     RefundExceedsCashPaid,
     Store,
     StoreError,
+    TicketFacts,
     UnitOfWork,
 )
 from bot.store._migrations import SchemaTooNew
@@ -24,13 +24,12 @@ from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_
 
 __all__ = [
     "Backlog",
-    "EventFacts",
-    "TicketFacts",
     "BadStoreUrl",
     "ConcurrentUpdate",
     "Conversation",
     "ConversationKey",
     "DeskCase",
+    "EventFacts",
     "Identity",
     "NotFound",
     "OpenTicketExists",
@@ -41,6 +40,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUrl",
+    "TicketFacts",
     "UnitOfWork",
     "mask",
     "open_store",
