@@ -84,7 +84,7 @@ EXPORT_COLUMNS = (
     "channel",
     "reason",
     "sub_reason",
-    "status",
+    "ticket_status",  # not "status": in a statement that column is the payout's
     "requested",
     "approved",
     "decision",

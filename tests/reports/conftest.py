@@ -15,7 +15,6 @@ Saturday Oct 10 a make-up working day); the report is made on 2026-10-20.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,15 @@ from bot.domain import (
     TicketEvent,
     TicketStatus,
 )
-from bot.store import ConversationKey, SqliteStore, Store
-from tests.store.conftest import Make
+from bot.store import ConversationKey, Store
+from tests.store.conftest import (  # noqa: F401  (fixtures: every test runs on both backends)
+    Make,
+    backend,
+    database_url,
+    open_store,
+    pg_databases,
+    store,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 NOW = datetime(2026, 10, 20, 10, 0, tzinfo=SHANGHAI)
@@ -72,8 +78,8 @@ def _ticket(
 
 
 @pytest.fixture
-def histories(tmp_path: Path) -> Iterator[Store]:
-    store = SqliteStore.open(tmp_path / "store.sqlite3")
+def histories(store: Store) -> Store:
+    """The three tickets above, their payouts and a funnel, on SQLite and on PostgreSQL."""
     make = Make()
     s = TicketStatus
     o1 = make.order("O1", paid_at=at(9, 28), service_start=at(9, 28))
@@ -139,5 +145,4 @@ def histories(tmp_path: Path) -> Iterator[Store]:
             uow.record_funnel(key, step, at(10, 5), detail)
         uow.record_funnel(a, "started", at(10, 25))  # after the period: not counted
         uow.remember_agent(7, "小王")
-    yield store
-    store.close()
+    return store

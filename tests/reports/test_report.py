@@ -116,9 +116,9 @@ def test_nearest_rank_percentile() -> None:
 
 
 def test_report_command_writes_json(
-    histories: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    histories: Store, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REFUND_BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    monkeypatch.setenv("REFUND_BOT_DATABASE_URL", database_url)
     config = CONFIG
     out = tmp_path / "r.json"
     code = main(
