@@ -53,7 +53,7 @@ def at(month: int, day: int, hour: int = 10) -> datetime:
 
 
 def _ticket(
-    store: Store,
+    store: Store,  # noqa: F811
     make: Make,
     no: str,
     order: Order,
@@ -78,7 +78,7 @@ def _ticket(
 
 
 @pytest.fixture
-def histories(store: Store) -> Store:
+def histories(store: Store) -> Store:  # noqa: F811
     """The three tickets above, their payouts and a funnel, on SQLite and on PostgreSQL."""
     make = Make()
     s = TicketStatus
