@@ -200,6 +200,9 @@ def build(
             "total": total_handoffs,
             "rate": _share(total_handoffs, started),
             "by_reason": dict(sorted(handoffs.items())),
+            # conversations offered a person after repeated misunderstood input (taking the offer
+            # is counted above as the customer asking)
+            "offered_after_misunderstanding": funnel.get("offered", 0),
         },
         "agents": [
             {

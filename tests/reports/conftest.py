@@ -140,7 +140,8 @@ def histories(store: Store) -> Store:  # noqa: F811
             (a, "started", None), (a, "precheck", None), (a, "evidence", None),
             (a, "evidence", None), (a, "submitted", None),
             (b, "started", None), (b, "precheck", None),
-            (c, "started", None), (c, "handoff", "customer_asked"),
+            (c, "started", None), (c, "offered", "misunderstood"), (c, "offered", "misunderstood"),
+            (c, "handoff", "customer_asked"),
         ):  # fmt: skip
             uow.record_funnel(key, step, at(10, 5), detail)
         uow.record_funnel(a, "started", at(10, 25))  # after the period: not counted

@@ -75,7 +75,12 @@ def test_funnel_handoffs_and_agents(histories: Store) -> None:
         "approved": 3,
         "paid": 1,
     }
-    assert f["handoffs"] == {"total": 1, "rate": 0.3333, "by_reason": {"customer_asked": 1}}
+    assert f["handoffs"] == {
+        "total": 1,
+        "rate": 0.3333,
+        "by_reason": {"customer_asked": 1},
+        "offered_after_misunderstanding": 1,
+    }
     assert f["agents"] == [
         {
             "agent": "小王",
