@@ -69,8 +69,10 @@ def _cmd_console(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.logs import configure
     from bot.telegram import run
 
+    configure(config.log, args.verbose)
     return run(config, Secrets.from_env())
 
 
