@@ -215,7 +215,7 @@ def _calendar(config: Config) -> WorkingCalendar:
 
 def _cmd_report(args: argparse.Namespace, config: Config) -> int:
     """Figures of the tickets created in a period, as text, CSV, JSON or one HTML page."""
-    from bot.reports import as_csv, as_json, as_text, build
+    from bot.reports import as_csv, as_html, as_json, as_text, build
 
     now = SystemClock().now()
     end: date = args.to or now.astimezone(SHANGHAI).date()
@@ -230,7 +230,7 @@ def _cmd_report(args: argparse.Namespace, config: Config) -> int:
         figures = build(store, _calendar(config), start, end, now)
     finally:
         store.close()
-    render = {"text": as_text, "csv": as_csv, "json": as_json}[args.format]
+    render = {"text": as_text, "csv": as_csv, "json": as_json, "html": as_html}[args.format]
     _write(render(figures), args.out)
     return 0
 
@@ -311,14 +311,14 @@ def _day(text: str) -> date:
 def _add_reporting(sub: Any) -> None:
     report = sub.add_parser(
         "report",
-        help="figures of the tickets created in a period (text, csv, json)",
+        help="figures of the tickets created in a period (text, csv, json, html)",
         description="Volume, money, decisions, appeals, service levels in Chinese working days, "
         "the conversation funnel, handoffs and agents, for tickets created from --from to --to "
         "(Shanghai days, both included; default the last 30 days).",
     )
     report.add_argument("--from", dest="from_", type=_day, metavar="DATE")
     report.add_argument("--to", type=_day, metavar="DATE")
-    report.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    report.add_argument("--format", choices=("text", "csv", "json", "html"), default="text")
     report.add_argument("--out", type=Path, metavar="PATH", help="write here, not to stdout")
     report.set_defaults(handler=_cmd_report)
 

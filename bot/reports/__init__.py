@@ -11,6 +11,7 @@ from bot.reports._finance import (
     reconcile,
     ticket_history,
 )
+from bot.reports._html import as_html
 from bot.reports._render import as_csv, as_json, as_text, flatten
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Reconciled",
     "StatementError",
     "as_csv",
+    "as_html",
     "as_json",
     "as_text",
     "build",

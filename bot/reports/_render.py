@@ -24,7 +24,7 @@ def flatten(figures: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield name, value
 
 
-def _shown(name: str, value: Any) -> str:
+def shown(name: str, value: Any) -> str:
     if value is None:
         return "-"
     if name.startswith("money_fen."):
@@ -32,6 +32,11 @@ def _shown(name: str, value: Any) -> str:
     if isinstance(value, float) and (name.endswith(("share", "rate"))):
         return f"{value:.1%}"
     return str(value)
+
+
+def heading(section: str) -> str:
+    """A section's title: "money_fen" is shown in yuan, as "Money"."""
+    return "Money" if section == "money_fen" else section.replace("_", " ").capitalize()
 
 
 def as_json(figures: dict[str, Any]) -> str:
@@ -60,6 +65,6 @@ def as_text(figures: dict[str, Any]) -> str:
         if head != section:
             section = head
             lines.append("")
-            lines.append(head.replace("_", " ").capitalize())
-        lines.append(f"  {rest or head}: {_shown(name, value)}")
+            lines.append(heading(head))
+        lines.append(f"  {rest or head}: {shown(name, value)}")
     return "\n".join(lines) + "\n"
