@@ -15,16 +15,17 @@ Definitions (docs in README "Reports"):
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.calendar import WorkingCalendar
 from bot.clock import SHANGHAI, to_local
 from bot.engine import FUNNEL_STEPS
-from bot.store import EventFacts, Store
+from bot.store import Store
 
 PRIORITY = ("fast", "high")
 DECISIONS = ("approve", "reject")
@@ -35,6 +36,10 @@ def period(start: date, end: date) -> tuple[datetime, datetime]:
     begin = datetime(start.year, start.month, start.day, tzinfo=SHANGHAI)
     after = end + timedelta(days=1)
     return begin, datetime(after.year, after.month, after.day, tzinfo=SHANGHAI)
+
+
+def _local_day(moment: datetime) -> date:
+    return to_local(moment).date()
 
 
 def percentile(values: list[int], share: float) -> int | None:
@@ -61,77 +66,55 @@ def build(
     today = to_local(now).date()
     with store.unit_of_work() as uow:
         tickets = uow.ticket_facts(begin, stop)
-        events = uow.event_facts(begin, stop)
-        payouts = uow.payouts_of_tickets(begin, stop)
+        trails = {f.ticket_no: f for f in uow.decision_facts(begin, stop)}
+        agent_facts = uow.agent_facts(begin, stop)
+        coupons = uow.coupons_returned_fen(begin, stop)
+        paid_fen = uow.paid_fen(begin, stop)
         funnel = uow.funnel(begin, stop)
         handoffs = uow.handoff_reasons(begin, stop)
         backlog = uow.backlog(today)
         agents = uow.agent_names()
-    by_ticket: dict[str, list[EventFacts]] = defaultdict(list)
-    for e in events:
-        by_ticket[e.ticket_no].append(e)
-
-    def day(moment: datetime) -> date:
-        return to_local(moment).date()
+    day = _local_day
+    working_days = functools.lru_cache(maxsize=None)(cal.working_days_between)
 
     decided = approved = fast = 0
-    coupons = 0
     within: dict[str, list[int]] = {"normal": [0, 0], "priority": [0, 0]}
     payout_ok = [0, 0]
     to_decision: list[int] = []
     to_payout: list[int] = []
     appeals = Counter[str]()
-    ever_approved: set[str] = set()
-    ever_paid: set[str] = set()
-    agent_cases: dict[str, set[str]] = defaultdict(set)
-    agent_decisions = Counter[str]()
-    agent_first: dict[str, list[float]] = defaultdict(list)
+    ever_approved = ever_paid = approved_fen = 0
     for t in tickets:
-        trail = by_ticket.get(t.ticket_no, [])
-        decision = next((e for e in trail if e.kind in DECISIONS), None)
-        approve = next((e for e in trail if e.kind == "approve"), None)
-        paid = next((e for e in trail if e.kind == "mark_refunded"), None)
-        coupons += sum(
-            int(e.data.get("coupon_fen", 0)) for e in trail if e.kind == "coupon_returned"
-        )
-        if approve is not None:
-            ever_approved.add(t.ticket_no)
-        if paid is not None:
-            ever_paid.add(t.ticket_no)
-        if decision is not None:
+        f = trails.get(t.ticket_no)
+        if f is None:
+            continue
+        if f.first_approve is not None:
+            ever_approved += 1
+            approved_fen += t.approved_fen or 0
+        if f.paid is not None:
+            ever_paid += 1
+        if f.first_decision is not None:
             decided += 1
-            final = [e for e in trail if e.kind in DECISIONS][-1]  # after an appeal, its outcome
-            approved += final.kind == "approve"
-            fast += decision.kind == "approve" and decision.actor == "system"
-            to_decision.append(cal.working_days_between(day(t.created_at), day(decision.at)))
-            if t.review_due is not None and decision.actor != "system":
+            approved += f.last_approve == f.last_decision  # after an appeal, its outcome
+            fast += f.fast
+            decided_on = day(f.first_decision)
+            to_decision.append(working_days(day(t.created_at), decided_on))
+            if t.review_due is not None and not f.fast:
                 group = within["priority" if t.priority in PRIORITY else "normal"]
                 group[1] += 1
-                group[0] += day(decision.at) <= t.review_due
-        if approve is not None and paid is not None:
-            to_payout.append(cal.working_days_between(day(approve.at), day(paid.at)))
+                group[0] += decided_on <= t.review_due
+        if f.first_approve is not None and f.paid is not None:
+            paid_on = day(f.paid)
+            to_payout.append(working_days(day(f.first_approve), paid_on))
             if t.payout_due is not None:
                 payout_ok[1] += 1
-                payout_ok[0] += day(paid.at) <= t.payout_due
-        if t.appeal_count:
-            appealed_at = next(e.at for e in trail if e.kind == "appeal")
-            after = [e for e in trail if e.kind in DECISIONS and e.at >= appealed_at]
-            appeals[
-                "approved"
-                if after and after[-1].kind == "approve"
-                else "rejected"
-                if after
-                else "pending"
-            ] += 1
-        first_agent = next((e for e in trail if e.actor.startswith("agent:")), None)
-        if first_agent is not None:
-            agent_first[first_agent.actor].append(
-                (first_agent.at - t.created_at).total_seconds() / 60
-            )
-        for e in trail:
-            if e.actor.startswith("agent:"):
-                agent_cases[e.actor].add(t.ticket_no)
-                agent_decisions[e.actor] += e.kind in DECISIONS
+                payout_ok[0] += paid_on <= t.payout_due
+        if t.appeal_count and f.appealed is not None:
+            last = f.last_decision
+            if last is None or last < f.appealed:
+                appeals["pending"] += 1
+            else:
+                appeals["approved" if f.last_approve == last else "rejected"] += 1
 
     per_day = Counter(day(t.created_at).isoformat() for t in tickets)
     days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
@@ -155,8 +138,8 @@ def build(
         },
         "money_fen": {
             "requested": sum(t.requested_fen for t in tickets),
-            "approved": sum(t.approved_fen or 0 for t in tickets if t.ticket_no in ever_approved),
-            "paid": sum(p.amount_fen for p in payouts if p.state.value == "paid"),
+            "approved": approved_fen,
+            "paid": paid_fen,
             "coupons_returned": coupons,
         },
         "decisions": {
@@ -193,8 +176,8 @@ def build(
         },
         "funnel": {
             **{step: funnel.get(step, 0) for step in FUNNEL_STEPS},
-            "approved": len(ever_approved),
-            "paid": len(ever_paid),
+            "approved": ever_approved,
+            "paid": ever_paid,
         },
         "handoffs": {
             "total": total_handoffs,
@@ -206,15 +189,15 @@ def build(
         },
         "agents": [
             {
-                "agent": agent_name(actor),
-                "cases": len(cases),
-                "decisions": agent_decisions[actor],
+                "agent": agent_name(a.actor),
+                "cases": a.cases,
+                "decisions": a.decisions,
                 "median_first_response_minutes": _median(
-                    [round(m) for m in agent_first.get(actor, [])]
+                    [round(m) for m in a.first_responses_minutes]
                 ),
                 "rating": None,
             }
-            for actor, cases in sorted(agent_cases.items())
+            for a in agent_facts
         ],
         "ratings": "no ratings recorded",
     }

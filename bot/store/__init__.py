@@ -2,10 +2,12 @@
 and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
+    AgentFacts,
     Backlog,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
+    DecisionFacts,
     DeskCase,
     EventFacts,
     Identity,
@@ -23,11 +25,13 @@ from bot.store._sqlite import SqliteStore
 from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_url
 
 __all__ = [
+    "AgentFacts",
     "Backlog",
     "BadStoreUrl",
     "ConcurrentUpdate",
     "Conversation",
     "ConversationKey",
+    "DecisionFacts",
     "DeskCase",
     "EventFacts",
     "Identity",

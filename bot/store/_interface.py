@@ -139,6 +139,30 @@ class EventFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionFacts:
+    """When a ticket's audit trail reached each milestone (None: never), one row per ticket."""
+
+    ticket_no: str
+    first_decision: datetime | None  # approve or reject
+    last_decision: datetime | None
+    last_approve: datetime | None
+    first_approve: datetime | None
+    paid: datetime | None  # first mark_refunded
+    appealed: datetime | None  # first appeal
+    fast: bool  # approved by "system" (at submission)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    """What one agent ("agent:<id>") did on the tickets of a period."""
+
+    actor: str
+    cases: int  # tickets with an event of theirs
+    decisions: int  # approve / reject events
+    first_responses_minutes: tuple[float, ...]  # tickets whose first agent event was theirs
+
+
+@dataclass(frozen=True, slots=True)
 class Backlog:
     """What is waiting now: for metrics and the report's "overdue now"."""
 
@@ -218,6 +242,10 @@ class UnitOfWork(Protocol):
     # reports (read only): tickets created in [start, end), their events and payouts, the funnel
     def ticket_facts(self, start: datetime, end: datetime) -> list[TicketFacts]: ...
     def event_facts(self, start: datetime, end: datetime) -> list[EventFacts]: ...  # by ticket
+    def decision_facts(self, start: datetime, end: datetime) -> list[DecisionFacts]: ...
+    def agent_facts(self, start: datetime, end: datetime) -> list[AgentFacts]: ...
+    def coupons_returned_fen(self, start: datetime, end: datetime) -> int: ...
+    def paid_fen(self, start: datetime, end: datetime) -> int: ...  # refunds paid
     def payouts_of_tickets(self, start: datetime, end: datetime) -> list[RefundEntry]: ...
     def record_funnel(
         self, key: ConversationKey, step: str, at: datetime, detail: str | None = None

@@ -241,15 +241,21 @@ def ticket_facts(d: Dialect, row: Row) -> TicketFacts:
     )
 
 
+def json_object(data: Any) -> dict[str, Any]:
+    """A JSON column's object (text in SQLite, maybe already decoded by psycopg)."""
+    if isinstance(data, str):
+        return {} if data == "{}" else dict(json.loads(data))
+    return dict(data)
+
+
 def event_facts(d: Dialect, row: Row) -> EventFacts:
-    data = row[5]
     return EventFacts(
         ticket_no=row[0],
         at=d.dt(row[1]),
         actor=row[2],
         kind=row[3],
         to_status=row[4],
-        data=json.loads(data) if isinstance(data, str) else dict(data),
+        data=json_object(row[5]),
     )
 
 

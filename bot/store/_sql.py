@@ -45,10 +45,12 @@ from bot.domain import (
 from bot.store import _rows as rows
 from bot.store._dialect import Dialect
 from bot.store._interface import (
+    AgentFacts,
     Backlog,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
+    DecisionFacts,
     DeskCase,
     EventFacts,
     Identity,
@@ -583,6 +585,76 @@ class SqlUnitOfWork:
         ).fetchall()
         return [rows.event_facts(d, r) for r in found]
 
+    def decision_facts(self, start: datetime, end: datetime) -> list[DecisionFacts]:
+        """Per ticket created in [start, end): when its trail reached each milestone."""
+        d = self._d
+        found = self._run(
+            "SELECT e.ticket_no,"
+            f" min(CASE WHEN e.kind IN ({_DECIDED}) THEN e.at END),"
+            f" max(CASE WHEN e.kind IN ({_DECIDED}) THEN e.at END),"
+            " max(CASE WHEN e.kind = 'approve' THEN e.at END),"
+            " min(CASE WHEN e.kind = 'approve' THEN e.at END),"
+            " min(CASE WHEN e.kind = 'mark_refunded' THEN e.at END),"
+            " min(CASE WHEN e.kind = 'appeal' THEN e.at END),"
+            " max(CASE WHEN e.kind = 'approve' AND e.actor = 'system' THEN 1 ELSE 0 END)"
+            f" FROM ticket_events e JOIN tickets t USING (ticket_no) WHERE {_CREATED}"
+            " GROUP BY e.ticket_no",
+            {"start": d.ts(start), "end": d.ts(end)},
+        ).fetchall()
+        dt = d.dt_opt
+        return [
+            DecisionFacts(
+                r[0], dt(r[1]), dt(r[2]), dt(r[3]), dt(r[4]), dt(r[5]), dt(r[6]), r[7] == 1
+            )
+            for r in found
+        ]
+
+    def agent_facts(self, start: datetime, end: datetime) -> list[AgentFacts]:
+        """Per agent: tickets touched, decisions, and first responses (ticket created → the first
+        agent event on it, when it was theirs), for the tickets created in [start, end)."""
+        d = self._d
+        params = {"start": d.ts(start), "end": d.ts(end)}
+        counts = self._run(
+            f"SELECT e.actor, count(DISTINCT e.ticket_no),"
+            f" sum(CASE WHEN e.kind IN ({_DECIDED}) THEN 1 ELSE 0 END)"
+            f" FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND e.actor LIKE 'agent:%' GROUP BY e.actor ORDER BY e.actor",
+            params,
+        ).fetchall()
+        first = self._run(
+            "SELECT actor, at, created_at FROM (SELECT e.actor, e.at, t.created_at,"
+            " row_number() OVER (PARTITION BY e.ticket_no ORDER BY e.at, e.event_id) AS n"
+            " FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND e.actor LIKE 'agent:%') AS firsts WHERE n = 1",
+            params,
+        ).fetchall()
+        minutes: dict[str, list[float]] = {}
+        for actor, at, created in first:
+            took = (d.dt(at) - d.dt(created)).total_seconds() / 60
+            minutes.setdefault(actor, []).append(took)
+        return [
+            AgentFacts(actor, int(cases), int(decisions), tuple(minutes.get(actor, ())))
+            for actor, cases, decisions in counts
+        ]
+
+    def coupons_returned_fen(self, start: datetime, end: datetime) -> int:
+        """Coupons given back on the tickets created in [start, end) (coupon_returned events)."""
+        found = self._run(
+            "SELECT e.data FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND e.kind = 'coupon_returned'",
+            {"start": self._d.ts(start), "end": self._d.ts(end)},
+        ).fetchall()
+        return sum(int(rows.json_object(r[0]).get("coupon_fen", 0)) for r in found)
+
+    def paid_fen(self, start: datetime, end: datetime) -> int:
+        """Refunds paid on the tickets created in [start, end)."""
+        row = self._run(
+            "SELECT coalesce(sum(r.amount_fen), 0) FROM refunds r JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND r.state = 'paid'",
+            {"start": self._d.ts(start), "end": self._d.ts(end)},
+        ).fetchone()
+        return int(row[0])
+
     def payouts_of_tickets(self, start: datetime, end: datetime) -> list[RefundEntry]:
         """The refund payouts of the tickets created in [start, end), oldest first."""
         return self._all(
@@ -719,6 +791,7 @@ class SqlUnitOfWork:
 
 
 _CREATED = "t.created_at >= :start AND t.created_at < :end"
+_DECIDED = "'approve', 'reject'"
 
 
 def _returns(sql: str) -> bool:
