@@ -15,6 +15,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -96,18 +97,18 @@ def seed(store: Store, tickets: int) -> None:
     rows = list(ticket_rows())
     d = store.dialect  # type: ignore[attr-defined]
     with store.unit_of_work() as uow:
-        run = uow._run  # type: ignore[attr-defined]
         conn = uow._conn  # type: ignore[attr-defined]
 
         def many(sql: str, params: list[dict[str, object]]) -> None:
-            conn.executemany(d.sql(sql), params) if hasattr(conn, "executemany") else None
-            if not hasattr(conn, "executemany"):  # psycopg connections: through a cursor
-                with conn.cursor() as cur:
-                    cur.executemany(d.sql(sql), params)
+            with closing(conn.cursor()) as cur:  # sqlite3's and psycopg's cursors alike
+                cur.executemany(d.sql(sql), params)
 
         many(
             "INSERT INTO customers (customer_id, phone, name) VALUES (:id, :phone, :name)",
-            [{"id": c + 1, "phone": f"+86137{c:08d}", "name": f"客户{c}"} for c in range(customers)],
+            [
+                {"id": c + 1, "phone": f"+86137{c:08d}", "name": f"客户{c}"}
+                for c in range(customers)
+            ],
         )
         paid = d.ts(datetime(2026, 1, 1, tzinfo=SHANGHAI))
         end = d.ts(datetime(2027, 12, 31, tzinfo=SHANGHAI))
@@ -148,16 +149,17 @@ def seed(store: Store, tickets: int) -> None:
             created: datetime = r["created"]  # type: ignore[assignment]
             outcome = int(r["outcome"])  # type: ignore[call-overload]
 
-            def event(after: timedelta, actor: str, kind: str, to: str | None) -> None:
+            def event(
+                after: timedelta,
+                actor: str,
+                kind: str,
+                to: str | None,
+                no: object = r["no"],
+                created: datetime = created,
+            ) -> None:
+                at = d.ts(created + after)
                 events.append(
-                    {
-                        "no": r["no"],
-                        "at": d.ts(created + after),
-                        "actor": actor,
-                        "kind": kind,
-                        "to": to,
-                        "data": "{}",
-                    }
+                    {"no": no, "at": at, "actor": actor, "kind": kind, "to": to, "data": "{}"}
                 )
 
             event(timedelta(0), f"customer:{r['customer']}", "submitted", "submitted")
@@ -180,9 +182,7 @@ def seed(store: Store, tickets: int) -> None:
             if outcome <= 5:
                 event(timedelta(days=3 + outcome), agent, "mark_refunded", "refunded")
             for step in ("started", "precheck", "submitted"):
-                funnel.append(
-                    {"user": str(r["customer"]), "step": step, "at": d.ts(created)}
-                )
+                funnel.append({"user": str(r["customer"]), "step": step, "at": d.ts(created)})
         many(
             "INSERT INTO ticket_events (ticket_no, at, actor, kind, to_status, data)"
             " VALUES (:no, :at, :actor, :kind, :to, :data)",
@@ -197,7 +197,6 @@ def seed(store: Store, tickets: int) -> None:
             " VALUES ('telegram', :user, :step, NULL, :at)",
             funnel,
         )
-        run("SELECT 1")
 
 
 def main() -> None:
