@@ -114,7 +114,7 @@ def seed(store: Store, tickets: int) -> None:
         end = d.ts(datetime(2027, 12, 31, tzinfo=SHANGHAI))
         many(
             "INSERT INTO orders VALUES (:order, :phone, '客户', '视频年卡', 'video_membership',"
-            " 10000, 10000, 0, 0, :paid, :paid, :end, NULL, 0, 0, :channel, 1, 'active')",
+            " 10000, 10000, 0, :no, :paid, :paid, :end, NULL, :no, 0, :channel, :yes, 'active')",
             [
                 {
                     "order": r["order"],
@@ -122,6 +122,8 @@ def seed(store: Store, tickets: int) -> None:
                     "paid": paid,
                     "end": end,
                     "channel": "wechat" if i % 2 else "alipay",
+                    "no": False,  # Python bools: 0/1 in SQLite, boolean in PostgreSQL
+                    "yes": True,
                 }
                 for i, r in enumerate(rows)
             ],
