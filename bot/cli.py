@@ -57,11 +57,31 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+CONSOLE_STORE = Path("var") / "console-demo.sqlite3"
+
+
+def console_config(config: Config, config_path: Path) -> Config:
+    """The console's own demo store, next to the config file: never the store `run` uses (nor
+    REFUND_BOT_DATABASE_URL's), so demo orders never land among real ones."""
+    path = (config_path.resolve().parent / CONSOLE_STORE).resolve()
+    if config.store.url is None and config.store.path.resolve() == path:
+        raise ValueError(f"store.path {path} is the console's demo store; choose another")
+    return config.model_copy(
+        update={"store": config.store.model_copy(update={"url": None, "path": path})}
+    )
+
+
 def _cmd_console(args: argparse.Namespace, config: Config) -> int:
     from bot.app import build_app
     from bot.console import run_console
 
-    app = build_app(config)
+    try:
+        demo = console_config(config, args.config)
+    except ValueError as exc:
+        print(f"console: {exc}", file=sys.stderr)
+        return 2
+    print(f"(demo store: {demo.store.path}; the bot's store is not touched)")
+    app = build_app(demo)
     try:
         return run_console(app)
     finally:
@@ -276,6 +296,7 @@ def _cmd_tickets_export(args: argparse.Namespace, config: Config) -> int:
 
 def _cmd_payouts_reconcile(args: argparse.Namespace, config: Config) -> int:
     """Mark the payouts a refund statement shows paid; report every row that does not match."""
+    from bot.i18n import default_catalog
     from bot.reports import StatementError, read_statement, reconcile
 
     try:
@@ -287,7 +308,8 @@ def _cmd_payouts_reconcile(args: argparse.Namespace, config: Config) -> int:
     if store is None:
         return 1
     try:
-        result = reconcile(store, rows, f"reconcile:{args.file.name}", SystemClock().now())
+        actor = f"reconcile:{args.file.name}"
+        result = reconcile(store, rows, actor, SystemClock().now(), default_catalog())
     finally:
         store.close()
     for line in result.paid + result.already_paid:
@@ -373,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate config.yaml, the flows and message catalogs")
     check.set_defaults(handler=_cmd_check)
 
-    console = sub.add_parser("console", help="talk to the assistant in the terminal (demo orders)")
+    console = sub.add_parser(
+        "console",
+        help="talk to the assistant in the terminal (demo orders in var/console-demo.sqlite3)",
+    )
     console.set_defaults(handler=_cmd_console)
 
     dialogues = sub.add_parser(

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain import RefundState, Refusal, TicketStatus
+from bot.engine import Reply, turn_locale
+from bot.i18n import Catalog
 from bot.money import parse_yuan
 from bot.reports._figures import period
-from bot.store import EventFacts, Store
+from bot.store import EventFacts, OutboxMessage, Store, UnitOfWork
 from bot.tickets import mark_refunded
 
 
@@ -218,9 +220,17 @@ def read_statement(path: Path) -> list[_Row]:
         return found
 
 
-def reconcile(store: Store, rows: Iterable[_Row], actor: str, now: datetime) -> Reconciled:
+def reconcile(
+    store: Store,
+    rows: Iterable[_Row],
+    actor: str,
+    now: datetime,
+    catalog: Catalog | None = None,
+) -> Reconciled:
     """Mark the matching pending payouts paid, all in one unit of work; every other row is
-    reported and changes nothing. A second run finds them paid: reported, exit status 0."""
+    reported and changes nothing. A second run finds them paid: reported, exit status 0. With a
+    catalog, each customer is told in their language through the outbox (the running bot sends
+    it), as when an agent marks a payout refunded."""
     result = Reconciled()
     with store.unit_of_work() as uow:
         for row in rows:
@@ -261,4 +271,32 @@ def reconcile(store: Store, rows: Iterable[_Row], actor: str, now: datetime) -> 
                     result.problems.append(f"{where}: {exc.key}")
                     continue
                 result.paid.append(f"{where}: marked paid (¥{yuan(entry.amount_fen)})")
+                if catalog is not None:
+                    _tell_refunded(
+                        uow, catalog, ticket.customer_id, ticket_no, entry.amount_fen, now
+                    )
     return result
+
+
+def _tell_refunded(
+    uow: UnitOfWork,
+    catalog: Catalog,
+    customer_id: int,
+    ticket_no: str,
+    amount_fen: int,
+    now: datetime,
+) -> None:
+    """The customer's latest conversation hears that the money is on its way back."""
+    conversations = uow.conversations_of_customer(customer_id)
+    if not conversations:
+        return
+    conv = conversations[0]
+    key = "handoff.refunded"
+    text = catalog.text(
+        turn_locale(conv, catalog), key, {"ticket_no": ticket_no, "amount_fen": amount_fen}
+    )
+    uow.enqueue(
+        OutboxMessage(
+            conv.key.channel, conv.key.user_id, Reply(key, text).to_payload(), created_at=now
+        )
+    )

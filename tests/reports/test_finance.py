@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from bot.domain import RefundState, TicketStatus
 from bot.reports import EXPORT_COLUMNS
-from bot.store import Store
+from bot.store import Conversation, ConversationKey, Store
 
 from .conftest import CONFIG
 
@@ -105,6 +105,10 @@ def ledger(store: Store) -> dict[str, str]:
 def test_reconcile_marks_matching_payouts_and_reports_the_rest(
     cli: Path, histories: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    with histories.unit_of_work() as uow:
+        customer = uow.ticket("T20260930-0001").customer_id  # type: ignore[union-attr]
+        chat = ConversationKey("telegram", "5550001")
+        uow.save_conversation(Conversation(chat, "menu", "main", customer_id=customer))
     wechat = statement(
         cli / "wechat.csv",
         "out_refund_no,refund_fee,refund_status,success_time",
@@ -122,6 +126,10 @@ def test_reconcile_marks_matching_payouts_and_reports_the_rest(
     assert "1 marked paid, 1 already paid, 2 not matched" in captured.out
     after = ledger(histories)
     assert after["T20260930-0001/payout/0"] == RefundState.PAID.value
+    with histories.unit_of_work() as uow:  # the customer is told; the running bot sends it
+        (told,) = uow.pending_outbox(recipient="5550001")
+    assert told.payload["key"] == "handoff.refunded"
+    assert "T20260930-0001" in told.payload["text"] and "100.00" in told.payload["text"]
     assert after["T1"] == TicketStatus.REFUNDED.value
     assert after["T20261012-0001/payout/0"] == RefundState.PENDING.value  # amount differed
 
