@@ -21,16 +21,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from telegram import Bot, Update
-from telegram._utils.defaultvalue import DEFAULT_NONE
-from telegram._utils.types import ODVInput
 from telegram.error import TelegramError
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest
 
 from bot.clock import Clock, to_local
 from bot.config import MetricsConfig
 from bot.engine import TurnResult
 from bot.store import Store
 from bot.telegram._parse import Incoming
+from bot.telegram._updates import Delegating
 
 log = logging.getLogger("bot.events")
 
@@ -246,49 +245,23 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-class MeteredRequest(BaseRequest):
+class MeteredRequest(Delegating):
     """A Bot API transport that counts calls and failures by method (and when Telegram last
     answered, for readiness); the inner transport does the work."""
 
     def __init__(self, inner: BaseRequest, watch: Watch) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.watch = watch
 
-    @property
-    def read_timeout(self) -> float | None:
-        return self.inner.read_timeout
-
-    async def initialize(self) -> None:
-        await self.inner.initialize()
-
-    async def shutdown(self) -> None:
-        await self.inner.shutdown()
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = DEFAULT_NONE,
-        write_timeout: ODVInput[float] = DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = DEFAULT_NONE,
-    ) -> tuple[int, bytes]:
+    @staticmethod
+    def _method(url: str) -> str:
         # a file download's URL ends in the file's path: one label for all of them
-        name = "download" if "/file/" in url else url.rsplit("/", 1)[-1]
-        try:
-            code, body = await self.inner.do_request(
-                url,
-                method,
-                request_data,
-                read_timeout=read_timeout,
-                write_timeout=write_timeout,
-                connect_timeout=connect_timeout,
-                pool_timeout=pool_timeout,
-            )
-        except Exception:
-            self.watch.api_call(name, answered=False, ok=False)
-            raise
+        return "download" if "/file/" in url else url.rsplit("/", 1)[-1]
+
+    def answered(self, url: str, code: int, body: bytes) -> tuple[int, bytes]:
         # even a 400 is an answer: Telegram is reachable
-        self.watch.api_call(name, answered=True, ok=code < 400)
+        self.watch.api_call(self._method(url), answered=True, ok=code < 400)
         return code, body
+
+    def failed(self, url: str) -> None:
+        self.watch.api_call(self._method(url), answered=False, ok=False)
