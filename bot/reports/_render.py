@@ -61,6 +61,8 @@ def as_text(figures: dict[str, Any]) -> str:
     ]
     section = ""
     for name, value in flatten({k: v for k, v in figures.items() if k != "period"}):
+        if name.startswith("volume.per_day.") and value == 0:
+            continue  # a quiet day: the CSV, JSON and HTML forms list every day
         head, _, rest = name.partition(".")
         if head != section:
             section = head

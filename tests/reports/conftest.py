@@ -93,6 +93,7 @@ def histories(store: Store) -> Store:  # noqa: F811
             (at(10, 9, 11), "agent:7", "coupon_returned", None, {"coupon_fen": 2_000}),
         ],
         status=s.APPROVED, approved_fen=10_000, review_due=date(2026, 10, 9),
+        quote=make.quote("O1", policy_fingerprint="2026.12+0123456789ab"),
         payout_due=date(2026, 10, 30), appeal_count=1,
     )  # fmt: skip
     o2 = make.order(

@@ -41,11 +41,12 @@ def test_ticket_history_as_json_and_text(cli: Path, capsys: pytest.CaptureFixtur
     ]
     assert history["refunds"][0]["idempotency_key"] == "T20260930-0001/payout/0"
     assert history["order"]["order_id"] == "O1"
-    assert "policy_fingerprint" in history
+    assert history["policy_fingerprint"] == "2026.12+0123456789ab"
     assert run("ticket", "T20260930-0001") == 0
     text = capsys.readouterr().out
     assert "agent:7  reject →rejected" in text
     assert "T20260930-0001/payout/0  ¥100.00  pending" in text
+    assert "policy fingerprint 2026.12+0123456789ab" in text
     assert run("ticket", "T19990101-0001") == 1
     assert "no ticket T19990101-0001" in capsys.readouterr().err
 

@@ -111,6 +111,7 @@ def test_every_format_shows_the_same_figures(histories: Store) -> None:
     assert "  requested: ¥230.00" in text
     assert "  fast_refund_share: 33.3%" in text
     assert "payouts: 1" in text
+    assert "per_day.2026-09-30: 1" in text and "per_day.2026-10-01" not in text
 
 
 def test_nearest_rank_percentile() -> None:
