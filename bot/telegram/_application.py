@@ -225,7 +225,7 @@ def _wait_for_telegram(
     config: Config, token: str, request: BaseRequest | None, sleep: Callable[[float], None]
 ) -> bool:
     """getMe until Telegram answers: one line per failure, then 1, 2, 4… (at most 300) seconds.
-    False: Telegram refuses the token (no retry helps)."""
+    False: Telegram refuses the token (no retry helps), or Ctrl-C while waiting."""
     delay = 1.0
     while True:
         try:
@@ -241,7 +241,11 @@ def _wait_for_telegram(
                 exc,
                 delay,
             )
-            sleep(delay)
+            try:
+                sleep(delay)
+            except KeyboardInterrupt:
+                log.error("refund-bot run: stopped before Telegram answered")
+                return False
             delay = min(delay * 2, MAX_RETRY_DELAY)
 
 
