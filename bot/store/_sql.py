@@ -564,26 +564,27 @@ class SqlUnitOfWork:
 
     # reports (read only)
 
+    def _period(self, start: datetime, end: datetime) -> Params:
+        return {"start": self._d.ts(start), "end": self._d.ts(end)}
+
     def ticket_facts(self, start: datetime, end: datetime) -> list[TicketFacts]:
         """Tickets created in [start, end) with their order's payment channel, oldest first."""
-        d = self._d
-        found = self._run(
+        return self._all(
+            rows.ticket_facts,
             f"SELECT {rows.TICKET_FACT_COLS} FROM tickets t JOIN orders o USING (order_id)"
             f" WHERE {_CREATED} ORDER BY t.created_at, t.ticket_no",
-            {"start": d.ts(start), "end": d.ts(end)},
-        ).fetchall()
-        return [rows.ticket_facts(d, r) for r in found]
+            self._period(start, end),
+        )
 
     def event_facts(self, start: datetime, end: datetime) -> list[EventFacts]:
         """The events of the tickets created in [start, end), by ticket, oldest first."""
-        d = self._d
-        found = self._run(
+        return self._all(
+            rows.event_facts,
             "SELECT e.ticket_no, e.at, e.actor, e.kind, e.to_status, e.data"
             " FROM ticket_events e JOIN tickets t USING (ticket_no)"
             f" WHERE {_CREATED} ORDER BY e.ticket_no, e.at, e.event_id",
-            {"start": d.ts(start), "end": d.ts(end)},
-        ).fetchall()
-        return [rows.event_facts(d, r) for r in found]
+            self._period(start, end),
+        )
 
     def decision_facts(self, start: datetime, end: datetime) -> list[DecisionFacts]:
         """Per ticket created in [start, end): when its trail reached each milestone."""
@@ -599,7 +600,7 @@ class SqlUnitOfWork:
             " max(CASE WHEN e.kind = 'approve' AND e.actor = 'system' THEN 1 ELSE 0 END)"
             f" FROM ticket_events e JOIN tickets t USING (ticket_no) WHERE {_CREATED}"
             " GROUP BY e.ticket_no",
-            {"start": d.ts(start), "end": d.ts(end)},
+            self._period(start, end),
         ).fetchall()
         dt = d.dt_opt
         return [
@@ -613,7 +614,7 @@ class SqlUnitOfWork:
         """Per agent: tickets touched, decisions, and first responses (ticket created → the first
         agent event on it, when it was theirs), for the tickets created in [start, end)."""
         d = self._d
-        params = {"start": d.ts(start), "end": d.ts(end)}
+        params = self._period(start, end)
         counts = self._run(
             f"SELECT e.actor, count(DISTINCT e.ticket_no),"
             f" sum(CASE WHEN e.kind IN ({_DECIDED}) THEN 1 ELSE 0 END)"
@@ -642,7 +643,7 @@ class SqlUnitOfWork:
         found = self._run(
             "SELECT e.data FROM ticket_events e JOIN tickets t USING (ticket_no)"
             f" WHERE {_CREATED} AND e.kind = 'coupon_returned'",
-            {"start": self._d.ts(start), "end": self._d.ts(end)},
+            self._period(start, end),
         ).fetchall()
         return sum(int(rows.json_object(r[0]).get("coupon_fen", 0)) for r in found)
 
@@ -651,7 +652,7 @@ class SqlUnitOfWork:
         row = self._run(
             "SELECT coalesce(sum(r.amount_fen), 0) FROM refunds r JOIN tickets t USING (ticket_no)"
             f" WHERE {_CREATED} AND r.state = 'paid'",
-            {"start": self._d.ts(start), "end": self._d.ts(end)},
+            self._period(start, end),
         ).fetchone()
         return int(row[0])
 
@@ -661,7 +662,7 @@ class SqlUnitOfWork:
             rows.refund,
             f"SELECT {rows.REFUND_COLS_OF_R} FROM refunds r JOIN tickets t USING (ticket_no)"
             f" WHERE {_CREATED} ORDER BY r.created_at, r.idempotency_key",
-            {"start": self._d.ts(start), "end": self._d.ts(end)},
+            self._period(start, end),
         )
 
     def record_funnel(
@@ -685,7 +686,7 @@ class SqlUnitOfWork:
         found = self._run(
             "SELECT step, count(DISTINCT channel || ':' || user_id) FROM funnel_events"
             " WHERE at >= :start AND at < :end AND step <> 'handoff' GROUP BY step",
-            {"start": self._d.ts(start), "end": self._d.ts(end)},
+            self._period(start, end),
         ).fetchall()
         return {str(r[0]): int(r[1]) for r in found}
 
@@ -694,7 +695,7 @@ class SqlUnitOfWork:
         found = self._run(
             "SELECT coalesce(detail, ''), count(*) FROM funnel_events"
             " WHERE at >= :start AND at < :end AND step = 'handoff' GROUP BY detail",
-            {"start": self._d.ts(start), "end": self._d.ts(end)},
+            self._period(start, end),
         ).fetchall()
         return {str(r[0]): int(r[1]) for r in found}
 
