@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.calendar import WorkingCalendar
 from bot.clock import SHANGHAI, SystemClock
 from bot.config import Config, ConfigError, Secrets, load_config, with_database_url
+from bot.domain import TicketStatus
 from bot.orders_import import ImportFileError, format_errors, import_orders, parse_orders
 from bot.rules import policy_fingerprint
-from bot.store import BadStoreUrl, StoreError, StoreUrl, open_store, parse_store_url
+from bot.store import BadStoreUrl, Store, StoreError, StoreUrl, open_store, parse_store_url
 
 log = logging.getLogger("bot")
 
@@ -52,11 +57,31 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+CONSOLE_STORE = Path("var") / "console-demo.sqlite3"
+
+
+def console_config(config: Config, config_path: Path) -> Config:
+    """The console's own demo store, next to the config file: never the store `run` uses (nor
+    REFUND_BOT_DATABASE_URL's), so demo orders never land among real ones."""
+    path = (config_path.resolve().parent / CONSOLE_STORE).resolve()
+    if config.store.url is None and config.store.path.resolve() == path:
+        raise ValueError(f"store.path {path} is the console's demo store; choose another")
+    return config.model_copy(
+        update={"store": config.store.model_copy(update={"url": None, "path": path})}
+    )
+
+
 def _cmd_console(args: argparse.Namespace, config: Config) -> int:
     from bot.app import build_app
     from bot.console import run_console
 
-    app = build_app(config)
+    try:
+        demo = console_config(config, args.config)
+    except ValueError as exc:
+        print(f"console: {exc}", file=sys.stderr)
+        return 2
+    print(f"(demo store: {demo.store.path}; the bot's store is not touched)")
+    app = build_app(demo)
     try:
         return run_console(app)
     finally:
@@ -64,8 +89,10 @@ def _cmd_console(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from bot.logs import configure
     from bot.telegram import run
 
+    configure(config.log, args.verbose)
     return run(config, Secrets.from_env())
 
 
@@ -185,6 +212,169 @@ def _cmd_db_copy(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _open(command: str, config: Config) -> Store | None:
+    target = config.store.target
+    try:
+        return open_store(target)
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        print(f"{command}: cannot open the store {target.shown}: {exc}", file=sys.stderr)
+        return None
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"written to {out}")
+
+
+def _calendar(config: Config) -> WorkingCalendar:
+    return WorkingCalendar(config.calendar.fallback_holidays, config.calendar.fallback_workdays)
+
+
+def _cmd_report(args: argparse.Namespace, config: Config) -> int:
+    """Figures of the tickets created in a period, as text, CSV, JSON or one HTML page."""
+    from bot.reports import as_csv, as_html, as_json, as_text, build
+
+    now = SystemClock().now()
+    end: date = args.to or now.astimezone(SHANGHAI).date()
+    start: date = args.from_ or end - timedelta(days=29)
+    if start > end:
+        print("report: --from must not be after --to", file=sys.stderr)
+        return 2
+    store = _open("report", config)
+    if store is None:
+        return 1
+    try:
+        figures = build(store, _calendar(config), start, end, now)
+    finally:
+        store.close()
+    render = {"text": as_text, "csv": as_csv, "json": as_json, "html": as_html}[args.format]
+    _write(render(figures), args.out)
+    return 0
+
+
+def _cmd_ticket(args: argparse.Namespace, config: Config) -> int:
+    """One ticket's whole history as text or JSON."""
+    from bot.reports import history_text, ticket_history
+
+    store = _open("ticket", config)
+    if store is None:
+        return 1
+    try:
+        history = ticket_history(store, args.ticket_no)
+    finally:
+        store.close()
+    if history is None:
+        print(f"ticket: no ticket {args.ticket_no}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(history_text(history))
+    return 0
+
+
+def _cmd_tickets_export(args: argparse.Namespace, config: Config) -> int:
+    """The finance CSV: one row per ticket created in the period."""
+    from bot.reports import export_csv
+
+    if args.from_ > args.to:
+        print("tickets export: --from must not be after --to", file=sys.stderr)
+        return 2
+    store = _open("tickets export", config)
+    if store is None:
+        return 1
+    try:
+        text = export_csv(store, args.from_, args.to, args.status)
+    finally:
+        store.close()
+    _write(text, args.out)
+    return 0
+
+
+def _cmd_payouts_reconcile(args: argparse.Namespace, config: Config) -> int:
+    """Mark the payouts a refund statement shows paid; report every row that does not match."""
+    from bot.i18n import default_catalog
+    from bot.reports import StatementError, read_statement, reconcile
+
+    try:
+        rows = read_statement(args.file)
+    except (OSError, StatementError, csv.Error) as exc:
+        print(f"payouts reconcile: {exc}", file=sys.stderr)
+        return 2
+    store = _open("payouts reconcile", config)
+    if store is None:
+        return 1
+    try:
+        actor = f"reconcile:{args.file.name}"
+        result = reconcile(store, rows, actor, SystemClock().now(), default_catalog())
+    finally:
+        store.close()
+    for line in result.paid + result.already_paid:
+        print(line)
+    for line in result.problems:
+        print(line, file=sys.stderr)
+    print(
+        f"{len(result.paid)} marked paid, {len(result.already_paid)} already paid,"
+        f" {len(result.problems)} not matched (changed nothing)"
+    )
+    return 0 if result.ok else 1
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _add_reporting(sub: Any) -> None:
+    report = sub.add_parser(
+        "report",
+        help="figures of the tickets created in a period (text, csv, json, html)",
+        description="Volume, money, decisions, appeals, service levels in Chinese working days, "
+        "the conversation funnel, handoffs and agents, for tickets created from --from to --to "
+        "(Shanghai days, both included; default the last 30 days).",
+    )
+    report.add_argument("--from", dest="from_", type=_day, metavar="DATE")
+    report.add_argument("--to", type=_day, metavar="DATE")
+    report.add_argument("--format", choices=("text", "csv", "json", "html"), default="text")
+    report.add_argument("--out", type=Path, metavar="PATH", help="write here, not to stdout")
+    report.set_defaults(handler=_cmd_report)
+
+    ticket = sub.add_parser("ticket", help="one ticket's whole history (text or JSON)")
+    ticket.add_argument("ticket_no", metavar="TICKET")
+    ticket.add_argument("--format", choices=("text", "json"), default="text")
+    ticket.set_defaults(handler=_cmd_ticket)
+
+    tickets = sub.add_parser("tickets", help="tickets for finance")
+    tickets_sub = tickets.add_subparsers(dest="tickets_command", required=True)
+    export = tickets_sub.add_parser(
+        "export", help="CSV for finance: one row per ticket created from --from to --to"
+    )
+    export.add_argument("--from", dest="from_", type=_day, required=True, metavar="DATE")
+    export.add_argument("--to", type=_day, required=True, metavar="DATE")
+    export.add_argument("--status", choices=[s.value for s in TicketStatus])
+    export.add_argument("--out", type=Path, metavar="PATH")
+    export.set_defaults(handler=_cmd_tickets_export)
+
+    payouts = sub.add_parser("payouts", help="the refunds ledger against the payment channel")
+    payouts_sub = payouts.add_subparsers(dest="payouts_command", required=True)
+    rec = payouts_sub.add_parser(
+        "reconcile",
+        help="mark payouts paid from the channel's refund statement (CSV)",
+        description="Columns: a key (payout_key | out_refund_no | out_request_no | "
+        "idempotency_key), an amount (amount_fen | refund_fee in fen, or amount | refund_amount "
+        "in yuan) and optionally a status (status | refund_status: SUCCESS/paid/成功 mean paid). "
+        "All matching rows are marked paid in one transaction; every other row is reported and "
+        "changes nothing. Exit 1 when a row did not match.",
+    )
+    rec.add_argument("file", type=Path, metavar="FILE")
+    rec.set_defaults(handler=_cmd_payouts_reconcile)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refund-bot", description="小年卡盟 refund assistant")
     parser.add_argument(
@@ -205,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate config.yaml, the flows and message catalogs")
     check.set_defaults(handler=_cmd_check)
 
-    console = sub.add_parser("console", help="talk to the assistant in the terminal (demo orders)")
+    console = sub.add_parser(
+        "console",
+        help="talk to the assistant in the terminal (demo orders in var/console-demo.sqlite3)",
+    )
     console.set_defaults(handler=_cmd_console)
 
     dialogues = sub.add_parser(
@@ -269,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("source", metavar="SOURCE_URL")
     copy.add_argument("target", metavar="TARGET_URL")
     copy.set_defaults(handler=_cmd_db_copy)
+    _add_reporting(sub)
     return parser
 
 

@@ -317,6 +317,9 @@ class TelegramConfig(Section):
     check_file_content: bool = True
     # also keep the downloaded files here, as <sha256><suffix>; null: keep none
     evidence_download_dir: Path | None = None
+    # the Bot API through a proxy (http://, https://, socks5://); null: HTTPS_PROXY/ALL_PROXY from
+    # the environment, as httpx reads them
+    proxy: str | None = None
 
     @model_validator(mode="after")
     def _webhook_url(self) -> TelegramConfig:
@@ -350,6 +353,22 @@ class Dialogue(Section):
     page_size: int = Field(default=12, ge=3, le=50)
 
 
+class MetricsConfig(Section):
+    """`run`'s own HTTP port: /metrics (Prometheus), /healthz (alive), /readyz (ready)."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)  # 0: any free port (tests)
+    # ready only while Telegram answered within this many seconds (a getMe probes when idle)
+    telegram_fresh_seconds: float = Field(default=180.0, gt=0)
+
+
+class LogConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: one readable line per event; json: one JSON object per line for log collectors
+    format: Literal["text", "json"] = "text"
+
+
 class Config(Section):
     locale: Literal["zh-CN", "en"] = "zh-CN"
     policy: Policy = Policy()
@@ -359,6 +378,8 @@ class Config(Section):
     telegram: TelegramConfig = TelegramConfig()
     agent_desk: AgentDesk = AgentDesk()
     dialogue: Dialogue = Dialogue()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
 
     @model_validator(mode="after")
     def _legal_refs(self) -> Config:

@@ -26,12 +26,14 @@ from bot.engine._events import (
     TurnResult,
 )
 from bot.engine._flows import FLOWS_DIR, ROOT, Flow, FlowError, FlowSet, load_flows, mermaid
+from bot.engine._funnel import STEPS as FUNNEL_STEPS
 from bot.engine._registry import Choice, Registry, View
 from bot.engine._turn import Services, Turn, turn_locale
 
 __all__ = [
     "COMMANDS",
     "FLOWS_DIR",
+    "FUNNEL_STEPS",
     "ROOT",
     "AgentOffered",
     "Button",

@@ -21,6 +21,7 @@ from bot.domain import Refusal
 from bot.engine._effects import AgentOffered, RelayedToAgent, ReminderScheduled
 from bot.engine._events import Button, Inbound, Kind, Reply, TurnResult
 from bot.engine._flows import ROOT, FlowSet, StateDecl, split_target
+from bot.engine._funnel import funnel_steps
 from bot.engine._registry import Choice, Registry
 from bot.engine._turn import Services, Turn, turn_locale
 from bot.i18n import Catalog
@@ -134,6 +135,7 @@ class Engine:
             state=conv.state, conv=conv, uow=uow, event=event, now=now, services=self.services
         )
         result = TurnResult(at=now)
+        before = (conv.flow, conv.state)
         if refused is not None:
             turn.error = (refused.key, refused.params)
             self._render(turn, result, reprompt=True)
@@ -141,6 +143,8 @@ class Engine:
             self._dispatch(turn, result)
         result.flow, result.state = conv.flow, conv.state
         result.effects.extend(turn.effects)
+        for step, detail in funnel_steps(before, (conv.flow, conv.state), event, turn.effects):
+            uow.record_funnel(event.key, step, now, detail)
         decl = self.flows.state(conv.flow, conv.state)
         if event.kind is not Kind.TIMER:
             conv.remind_at = None

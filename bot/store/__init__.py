@@ -2,10 +2,14 @@
 and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
+    AgentFacts,
+    Backlog,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
+    DecisionFacts,
     DeskCase,
+    EventFacts,
     Identity,
     NotFound,
     OpenTicketExists,
@@ -13,6 +17,7 @@ from bot.store._interface import (
     RefundExceedsCashPaid,
     Store,
     StoreError,
+    TicketFacts,
     UnitOfWork,
 )
 from bot.store._migrations import SchemaTooNew
@@ -20,11 +25,15 @@ from bot.store._sqlite import SqliteStore
 from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_url
 
 __all__ = [
+    "AgentFacts",
+    "Backlog",
     "BadStoreUrl",
     "ConcurrentUpdate",
     "Conversation",
     "ConversationKey",
+    "DecisionFacts",
     "DeskCase",
+    "EventFacts",
     "Identity",
     "NotFound",
     "OpenTicketExists",
@@ -35,6 +44,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUrl",
+    "TicketFacts",
     "UnitOfWork",
     "mask",
     "open_store",

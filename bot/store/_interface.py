@@ -104,6 +104,75 @@ class OutboxMessage:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TicketFacts:
+    """What reports and the finance export read of a ticket: its columns without the quote, the
+    order's payment channel and the coupon the quote returns (cheap to read by the ten thousand)."""
+
+    ticket_no: str
+    order_id: str
+    customer_id: int
+    channel: str
+    reason: str
+    sub_reason: str | None
+    status: str
+    priority: str
+    requested_fen: int
+    approved_fen: int | None
+    review_due: date | None
+    payout_due: date | None
+    appeal_count: int
+    assignee: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """One audit event as reports read it."""
+
+    ticket_no: str
+    at: datetime
+    actor: str
+    kind: str
+    to_status: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionFacts:
+    """When a ticket's audit trail reached each milestone (None: never), one row per ticket."""
+
+    ticket_no: str
+    first_decision: datetime | None  # approve or reject
+    last_decision: datetime | None
+    last_approve: datetime | None
+    first_approve: datetime | None
+    paid: datetime | None  # first mark_refunded
+    appealed: datetime | None  # first appeal
+    fast: bool  # approved by "system" (at submission)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    """What one agent ("agent:<id>") did on the tickets of a period."""
+
+    actor: str
+    cases: int  # tickets with an event of theirs
+    decisions: int  # approve / reject events
+    first_responses_minutes: tuple[float, ...]  # tickets whose first agent event was theirs
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is waiting now: for metrics and the report's "overdue now"."""
+
+    outbox_pending: int
+    outbox_oldest: datetime | None
+    tickets_by_status: dict[str, int]
+    overdue_reviews: int  # review_due before today, still undecided
+    overdue_payouts: int  # payout_due before today, not yet paid
+
+
 class UnitOfWork(Protocol):
     """All reads and writes of one transaction. Leaving the `with` block commits; an exception
     inside it rolls everything back."""
@@ -174,6 +243,21 @@ class UnitOfWork(Protocol):
     def link_message(self, chat_id: int, message_id: int, case_id: int) -> None: ...
     def remember_agent(self, user_id: int, name: str) -> None: ...
     def agent_names(self) -> dict[int, str]: ...
+
+    # reports (read only): tickets created in [start, end), their events and payouts, the funnel
+    def ticket_facts(self, start: datetime, end: datetime) -> list[TicketFacts]: ...
+    def event_facts(self, start: datetime, end: datetime) -> list[EventFacts]: ...  # by ticket
+    def decision_facts(self, start: datetime, end: datetime) -> list[DecisionFacts]: ...
+    def agent_facts(self, start: datetime, end: datetime) -> list[AgentFacts]: ...
+    def coupons_returned_fen(self, start: datetime, end: datetime) -> int: ...
+    def paid_fen(self, start: datetime, end: datetime) -> int: ...  # refunds paid
+    def payouts_of_tickets(self, start: datetime, end: datetime) -> list[RefundEntry]: ...
+    def record_funnel(
+        self, key: ConversationKey, step: str, at: datetime, detail: str | None = None
+    ) -> None: ...
+    def funnel(self, start: datetime, end: datetime) -> dict[str, int]: ...  # step: people
+    def handoff_reasons(self, start: datetime, end: datetime) -> dict[str, int]: ...
+    def backlog(self, today: date) -> Backlog: ...
 
     # exactly once: False when the key was already recorded (the event had its effect)
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool: ...

@@ -34,7 +34,14 @@ from bot.domain import (
     TicketStatus,
 )
 from bot.store._dialect import Dialect
-from bot.store._interface import Conversation, ConversationKey, DeskCase, OutboxMessage
+from bot.store._interface import (
+    Conversation,
+    ConversationKey,
+    DeskCase,
+    EventFacts,
+    OutboxMessage,
+    TicketFacts,
+)
 
 Row = Sequence[Any]
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -204,6 +211,55 @@ def ticket(d: Dialect, row: Row) -> Ticket:
     )
 
 
+# what reports read of a ticket (tickets t JOIN orders o): no quote to parse
+TICKET_FACT_COLS: Final = (
+    "t.ticket_no, t.order_id, t.customer_id, o.payment_channel, t.reason, t.sub_reason, t.status,"
+    " t.priority, t.requested_fen, t.approved_fen, t.review_due, t.payout_due, t.appeal_count,"
+    " t.assignee, t.created_at"
+)
+# waiting for a decision / for the money (as bot.rules.is_overdue counts them)
+REVIEWING_IN: Final = "'submitted', 'in_review', 'appealed'"
+PAYING_IN: Final = "'approved', 'refunding'"
+
+
+def ticket_facts(d: Dialect, row: Row) -> TicketFacts:
+    return TicketFacts(
+        ticket_no=row[0],
+        order_id=row[1],
+        customer_id=row[2],
+        channel=row[3],
+        reason=row[4],
+        sub_reason=row[5],
+        status=row[6],
+        priority=row[7],
+        requested_fen=row[8],
+        approved_fen=row[9],
+        review_due=d.date(row[10]),
+        payout_due=d.date(row[11]),
+        appeal_count=row[12],
+        assignee=row[13],
+        created_at=d.dt(row[14]),
+    )
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    """A JSON column's object (text in SQLite, maybe already decoded by psycopg)."""
+    if isinstance(data, str):
+        return {} if data == "{}" else dict(json.loads(data))
+    return dict(data)
+
+
+def event_facts(d: Dialect, row: Row) -> EventFacts:
+    return EventFacts(
+        ticket_no=row[0],
+        at=d.dt(row[1]),
+        actor=row[2],
+        kind=row[3],
+        to_status=row[4],
+        data=json_object(row[5]),
+    )
+
+
 # --- evidence, events, refunds -----------------------------------------------------------------
 
 EVIDENCE_COLS: Final = (
@@ -274,6 +330,7 @@ def event(d: Dialect, row: Row) -> TicketEvent:
 
 
 REFUND_COLS: Final = "idempotency_key, ticket_no, order_id, amount_fen, channel, state, created_at"
+REFUND_COLS_OF_R: Final = ", ".join(f"r.{c}" for c in columns(REFUND_COLS))
 INSERT_REFUND: Final = (
     insert("refunds", columns(REFUND_COLS)) + " ON CONFLICT (idempotency_key) DO NOTHING"
 )

@@ -45,13 +45,18 @@ from bot.domain import (
 from bot.store import _rows as rows
 from bot.store._dialect import Dialect
 from bot.store._interface import (
+    AgentFacts,
+    Backlog,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
+    DecisionFacts,
     DeskCase,
+    EventFacts,
     Identity,
     NotFound,
     OutboxMessage,
+    TicketFacts,
     UnitOfWork,
 )
 
@@ -587,6 +592,166 @@ class SqlUnitOfWork:
         found = self._run("SELECT user_id, name FROM desk_agents").fetchall()
         return {int(r[0]): str(r[1]) for r in found}
 
+    # reports (read only)
+
+    def _period(self, start: datetime, end: datetime) -> Params:
+        return {"start": self._d.ts(start), "end": self._d.ts(end)}
+
+    def ticket_facts(self, start: datetime, end: datetime) -> list[TicketFacts]:
+        """Tickets created in [start, end) with their order's payment channel, oldest first."""
+        return self._all(
+            rows.ticket_facts,
+            f"SELECT {rows.TICKET_FACT_COLS} FROM tickets t JOIN orders o USING (order_id)"
+            f" WHERE {_CREATED} ORDER BY t.created_at, t.ticket_no",
+            self._period(start, end),
+        )
+
+    def event_facts(self, start: datetime, end: datetime) -> list[EventFacts]:
+        """The events of the tickets created in [start, end), by ticket, oldest first."""
+        return self._all(
+            rows.event_facts,
+            "SELECT e.ticket_no, e.at, e.actor, e.kind, e.to_status, e.data"
+            " FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} ORDER BY e.ticket_no, e.at, e.event_id",
+            self._period(start, end),
+        )
+
+    def decision_facts(self, start: datetime, end: datetime) -> list[DecisionFacts]:
+        """Per ticket created in [start, end): when its trail reached each milestone."""
+        d = self._d
+        found = self._run(
+            "SELECT e.ticket_no,"
+            f" min(CASE WHEN e.kind IN ({_DECIDED}) THEN e.at END),"
+            f" max(CASE WHEN e.kind IN ({_DECIDED}) THEN e.at END),"
+            " max(CASE WHEN e.kind = 'approve' THEN e.at END),"
+            " min(CASE WHEN e.kind = 'approve' THEN e.at END),"
+            " min(CASE WHEN e.kind = 'mark_refunded' THEN e.at END),"
+            " min(CASE WHEN e.kind = 'appeal' THEN e.at END),"
+            " max(CASE WHEN e.kind = 'approve' AND e.actor = 'system' THEN 1 ELSE 0 END)"
+            f" FROM ticket_events e JOIN tickets t USING (ticket_no) WHERE {_CREATED}"
+            " GROUP BY e.ticket_no",
+            self._period(start, end),
+        ).fetchall()
+        dt = d.dt_opt
+        return [
+            DecisionFacts(
+                r[0], dt(r[1]), dt(r[2]), dt(r[3]), dt(r[4]), dt(r[5]), dt(r[6]), r[7] == 1
+            )
+            for r in found
+        ]
+
+    def agent_facts(self, start: datetime, end: datetime) -> list[AgentFacts]:
+        """Per agent: tickets touched, decisions, and first responses (ticket created → the first
+        agent event on it, when it was theirs), for the tickets created in [start, end)."""
+        d = self._d
+        params = self._period(start, end)
+        counts = self._run(
+            f"SELECT e.actor, count(DISTINCT e.ticket_no),"
+            f" sum(CASE WHEN e.kind IN ({_DECIDED}) THEN 1 ELSE 0 END)"
+            f" FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND e.actor LIKE 'agent:%' GROUP BY e.actor ORDER BY e.actor",
+            params,
+        ).fetchall()
+        first = self._run(
+            "SELECT actor, at, created_at FROM (SELECT e.actor, e.at, t.created_at,"
+            " row_number() OVER (PARTITION BY e.ticket_no ORDER BY e.at, e.event_id) AS n"
+            " FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND e.actor LIKE 'agent:%') AS firsts WHERE n = 1",
+            params,
+        ).fetchall()
+        minutes: dict[str, list[float]] = {}
+        for actor, at, created in first:
+            took = (d.dt(at) - d.dt(created)).total_seconds() / 60
+            minutes.setdefault(actor, []).append(took)
+        return [
+            AgentFacts(actor, int(cases), int(decisions), tuple(minutes.get(actor, ())))
+            for actor, cases, decisions in counts
+        ]
+
+    def coupons_returned_fen(self, start: datetime, end: datetime) -> int:
+        """Coupons given back on the tickets created in [start, end) (coupon_returned events)."""
+        found = self._run(
+            "SELECT e.data FROM ticket_events e JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND e.kind = 'coupon_returned'",
+            self._period(start, end),
+        ).fetchall()
+        return sum(int(rows.json_object(r[0]).get("coupon_fen", 0)) for r in found)
+
+    def paid_fen(self, start: datetime, end: datetime) -> int:
+        """Refunds paid on the tickets created in [start, end)."""
+        row = self._run(
+            "SELECT coalesce(sum(r.amount_fen), 0) FROM refunds r JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} AND r.state = 'paid'",
+            self._period(start, end),
+        ).fetchone()
+        return int(row[0])
+
+    def payouts_of_tickets(self, start: datetime, end: datetime) -> list[RefundEntry]:
+        """The refund payouts of the tickets created in [start, end), oldest first."""
+        return self._all(
+            rows.refund,
+            f"SELECT {rows.REFUND_COLS_OF_R} FROM refunds r JOIN tickets t USING (ticket_no)"
+            f" WHERE {_CREATED} ORDER BY r.created_at, r.idempotency_key",
+            self._period(start, end),
+        )
+
+    def record_funnel(
+        self, key: ConversationKey, step: str, at: datetime, detail: str | None = None
+    ) -> None:
+        """A conversation reached a funnel step (or was handed to a person: 'handoff')."""
+        self._run(
+            "INSERT INTO funnel_events (channel, user_id, step, detail, at)"
+            " VALUES (:channel, :user, :step, :detail, :at)",
+            {
+                "channel": key.channel,
+                "user": key.user_id,
+                "step": step,
+                "detail": detail,
+                "at": self._d.ts(at),
+            },
+        )
+
+    def funnel(self, start: datetime, end: datetime) -> dict[str, int]:
+        """How many conversations reached each funnel step in [start, end)."""
+        found = self._run(
+            "SELECT step, count(DISTINCT channel || ':' || user_id) FROM funnel_events"
+            " WHERE at >= :start AND at < :end AND step <> 'handoff' GROUP BY step",
+            self._period(start, end),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in found}
+
+    def handoff_reasons(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Handoffs to a person in [start, end) by reason."""
+        found = self._run(
+            "SELECT coalesce(detail, ''), count(*) FROM funnel_events"
+            " WHERE at >= :start AND at < :end AND step = 'handoff' GROUP BY detail",
+            self._period(start, end),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in found}
+
+    def backlog(self, today: date) -> Backlog:
+        """The outbox backlog, tickets by status and what is overdue on `today` (Shanghai)."""
+        outbox = self._run(
+            "SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL"
+        ).fetchone()
+        statuses = self._run("SELECT status, count(*) FROM tickets GROUP BY status").fetchall()
+        overdue = self._run(
+            "SELECT"
+            f" sum(CASE WHEN status IN ({rows.REVIEWING_IN}) AND review_due < :today"
+            " THEN 1 ELSE 0 END),"
+            f" sum(CASE WHEN status IN ({rows.PAYING_IN}) AND payout_due < :today"
+            " THEN 1 ELSE 0 END)"
+            f" FROM tickets WHERE status IN ({rows.OPEN_IN})",
+            {"today": self._d.day(today)},
+        ).fetchone()
+        return Backlog(
+            outbox_pending=int(outbox[0]),
+            outbox_oldest=self._d.dt_opt(outbox[1]),
+            tickets_by_status={str(r[0]): int(r[1]) for r in statuses},
+            overdue_reviews=int(overdue[0] or 0),
+            overdue_payouts=int(overdue[1] or 0),
+        )
+
     # exactly once
 
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool:
@@ -654,6 +819,10 @@ class SqlUnitOfWork:
             is None
         ):
             raise NotFound(f"no outbox message {outbox_id}")
+
+
+_CREATED = "t.created_at >= :start AND t.created_at < :end"
+_DECIDED = "'approve', 'reject'"
 
 
 def _returns(sql: str) -> bool:

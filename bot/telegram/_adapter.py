@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, CallbackQuery, Update
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot.engine import Kind, turn_locale
@@ -26,6 +26,7 @@ from bot.telegram._flood import IncomingLimit, Verdict
 from bot.telegram._outbox import Outbox
 from bot.telegram._parse import Incoming, conversation_key, dedupe_key, parse_update
 from bot.telegram._processor import ChatLocks
+from bot.telegram._watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class TelegramAdapter:
         self.album_wait = settings.album_wait_seconds
         self._albums: dict[int, _Album] = {}  # chat id -> the album being collected there
         self._album_tasks: set[asyncio.Task[None]] = set()
+        self.watch: Watch | None = None  # metrics and the event log line (bot/telegram/_watch.py)
 
     # -- python-telegram-bot callbacks -------------------------------------------------------
 
@@ -107,6 +109,9 @@ class TelegramAdapter:
     async def on_error(self, update: object, context: Context) -> None:
         """Log with the update id, apologise to the customer; other chats are not affected."""
         if not isinstance(update, Update):
+            if isinstance(context.error, NetworkError):  # polling retries with a growing pause
+                log.warning("Telegram cannot be reached (%s); retrying", context.error)
+                return
             log.error("error outside of an update (a job?)", exc_info=context.error)
             return
         await self._fail(context.bot, update, context.error)
@@ -165,7 +170,10 @@ class TelegramAdapter:
         if inbound.kind is Kind.CONTACT:
             # the customer used the contact keyboard: the next plain reply takes it away
             self.outbox.reply_keyboard_shown(str(incoming.chat_id))
+        started = time.perf_counter()
         result = self.engine.handle(inbound)
+        if self.watch is not None:
+            self.watch.turn(incoming, result, time.perf_counter() - started)
         # Committed. From here on a failure must not stop the delivery of what was committed.
         self._record_processed(also_processed)
         if query is not None:

@@ -56,12 +56,12 @@ def readable(raw: Any, skipped: SkippedUpdates) -> Any:
     return raw
 
 
-class TolerantUpdates(BaseRequest):
-    """The getUpdates transport: the inner one's answer with unparseable updates replaced."""
+class Delegating(BaseRequest):
+    """A Bot API transport around another one: the inner transport does the work; a subclass
+    looks at what came back (`answered`) or at a call that failed (`failed`)."""
 
-    def __init__(self, inner: BaseRequest, skipped: SkippedUpdates) -> None:
+    def __init__(self, inner: BaseRequest) -> None:
         self.inner = inner
-        self.skipped = skipped
 
     @property
     def read_timeout(self) -> float | None:
@@ -83,15 +83,36 @@ class TolerantUpdates(BaseRequest):
         connect_timeout: ODVInput[float] = DEFAULT_NONE,
         pool_timeout: ODVInput[float] = DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        code, body = await self.inner.do_request(
-            url,
-            method,
-            request_data,
-            read_timeout=read_timeout,
-            write_timeout=write_timeout,
-            connect_timeout=connect_timeout,
-            pool_timeout=pool_timeout,
-        )
+        try:
+            code, body = await self.inner.do_request(
+                url,
+                method,
+                request_data,
+                read_timeout=read_timeout,
+                write_timeout=write_timeout,
+                connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout,
+            )
+        except Exception:
+            self.failed(url)
+            raise
+        return self.answered(url, code, body)
+
+    def answered(self, url: str, code: int, body: bytes) -> tuple[int, bytes]:
+        return code, body
+
+    def failed(self, url: str) -> None:
+        """The call got no answer (the exception goes on to the caller)."""
+
+
+class TolerantUpdates(Delegating):
+    """The getUpdates transport: the inner one's answer with unparseable updates replaced."""
+
+    def __init__(self, inner: BaseRequest, skipped: SkippedUpdates) -> None:
+        super().__init__(inner)
+        self.skipped = skipped
+
+    def answered(self, url: str, code: int, body: bytes) -> tuple[int, bytes]:
         if not url.endswith("/getUpdates"):
             return code, body
         try:

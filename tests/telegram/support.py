@@ -58,6 +58,8 @@ def telegram_config(tmp_path: Path, **overrides: Any) -> Config:
             "store": {"path": str(tmp_path / "bot.sqlite3")},
             # the repeating jobs never fire during a test: the tests call them directly
             "telegram": {"outbox_interval_seconds": 3600, "reminder_interval_seconds": 3600},
+            # any free port: tests (and other checkouts) run side by side
+            "metrics": {"port": 0},
         },
     )
     return parse_config(deep_merge(data, overrides))
