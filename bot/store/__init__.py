@@ -2,6 +2,8 @@
 and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
+    Block,
+    CaseEntry,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
@@ -10,6 +12,7 @@ from bot.store._interface import (
     NotFound,
     OpenTicketExists,
     OutboxMessage,
+    Rating,
     RefundExceedsCashPaid,
     Store,
     StoreError,
@@ -21,6 +24,8 @@ from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_
 
 __all__ = [
     "BadStoreUrl",
+    "Block",
+    "CaseEntry",
     "ConcurrentUpdate",
     "Conversation",
     "ConversationKey",
@@ -29,6 +34,7 @@ __all__ = [
     "NotFound",
     "OpenTicketExists",
     "OutboxMessage",
+    "Rating",
     "RefundExceedsCashPaid",
     "SchemaTooNew",
     "SqliteStore",
