@@ -214,6 +214,7 @@ class UnitOfWork(Protocol):
 
     # customers' ratings of ended tickets (for reports)
     def add_rating(self, rating: Rating) -> bool: ...  # False: the ticket was rated already
+    def comment_rating(self, ticket_no: str, comment: str) -> None: ...  # once: the first stays
     def rating(self, ticket_no: str) -> Rating | None: ...
     def ratings_between(self, start: datetime, end: datetime) -> list[Rating]: ...  # [start, end)
 

@@ -634,7 +634,8 @@ class SqlUnitOfWork:
 
     def blocked(self, conversation: ConversationKey) -> Block | None:
         row = self._run(
-            "SELECT reason, actor, at FROM desk_blocks WHERE channel = :channel AND user_id = :user",
+            "SELECT reason, actor, at FROM desk_blocks"
+            " WHERE channel = :channel AND user_id = :user",
             {"channel": conversation.channel, "user": conversation.user_id},
         ).fetchone()
         return None if row is None else Block(conversation, row[0], row[1], self._d.dt(row[2]))
@@ -655,6 +656,13 @@ class SqlUnitOfWork:
         )
         return cur.rowcount == 1
 
+    def comment_rating(self, ticket_no: str, comment: str) -> None:
+        """Add the customer's comment to their rating (a comment given already stays)."""
+        self._write(
+            "UPDATE ratings SET comment = :comment WHERE ticket_no = :no AND comment IS NULL",
+            {"no": ticket_no, "comment": comment},
+        )
+
     def rating(self, ticket_no: str) -> Rating | None:
         found = self._ratings("ticket_no = :no", {"no": ticket_no})
         return found[0] if found else None
@@ -667,7 +675,8 @@ class SqlUnitOfWork:
 
     def _ratings(self, where: str, params: Params) -> list[Rating]:
         found = self._run(
-            f"SELECT ticket_no, score, at, comment FROM ratings WHERE {where} ORDER BY at, ticket_no",
+            f"SELECT ticket_no, score, at, comment FROM ratings WHERE {where}"
+            " ORDER BY at, ticket_no",
             params,
         ).fetchall()
         return [Rating(r[0], int(r[1]), self._d.dt(r[2]), r[3]) for r in found]

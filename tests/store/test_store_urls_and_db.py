@@ -172,7 +172,7 @@ def test_check_reports_the_store_it_would_use_with_the_password_masked(
     monkeypatch.setenv("REFUND_BOT_DATABASE_URL", url)
     assert main(["--config", str(config), "check"]) == 0
     out = capsys.readouterr().out
-    assert "(postgresql): reachable, schema version 5 of 5" in out
+    assert "(postgresql): reachable, schema version 6 of 6" in out
     assert "hunter2" not in out
     assert "postgres:***@" in out
 
@@ -192,9 +192,9 @@ def test_db_migrate_brings_an_empty_database_up_to_date_once(
     config = str(write_config(tmp_path, {}))
     url = pg_databases.create(migrated=False)
     assert main(["--config", config, "db", "migrate", url]) == 0
-    assert "was schema version 0 of 5; now schema version 5 of 5" in capsys.readouterr().out
+    assert "was schema version 0 of 6; now schema version 6 of 6" in capsys.readouterr().out
     assert main(["--config", config, "db", "migrate", url]) == 0
-    assert "was schema version 5 of 5; now schema version 5 of 5" in capsys.readouterr().out
+    assert "was schema version 6 of 6; now schema version 6 of 6" in capsys.readouterr().out
     assert main(["--config", config, "db", "migrate"]) == 0  # the configured SQLite file
     assert (tmp_path / "var" / "refund-bot.sqlite3").is_file()
     assert main(["--config", config, "db", "migrate", "mysql://x/y"]) == 2
