@@ -332,7 +332,8 @@ class Acting:
         wrote = written_in(text)
         if wrote is None or wrote == locale:
             return ""
-        return self.t("team.language_warning", language=self.t(f"team.language.{locale}"))
+        language = self.t(f"team.language.{locale}")
+        return "\n" + self.t("team.language_warning", language=language)
 
     def relay(self, message: AgentMessage) -> Done:
         """An agent's message in a case: to the customer when addressed (`>` first), else a note.

@@ -412,7 +412,9 @@ def _buttons(t: Texts, case: DeskCase, ticket: Ticket | None) -> tuple[Button, .
                 label = t.t(f"desk.button.{action.value}", amount_fen=ticket.requested_fen)
                 buttons.append(Button(label, press_token(action, ref)))
     if case.conversation is not None:
+        buttons.append(Button(t.t("desk.button.reply"), press_token(Action.REPLY, ref)))
         buttons.append(Button(t.t("desk.button.return"), press_token(Action.RETURN, ref)))
+    buttons.append(Button(t.t("desk.button.history"), press_token(Action.HISTORY, ref)))
     return tuple(buttons)
 
 

@@ -8,7 +8,16 @@ import html
 import logging
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Chat, Message, ReplyParameters, Update, User
+from telegram import (
+    Bot,
+    CallbackQuery,
+    Chat,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.constants import CallbackQueryLimit
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
@@ -220,14 +229,12 @@ class TelegramDesk:
         try:
             if len(parts) != 1:
                 raise BadRequest("the card no longer fits one message")
-            await bot.do_api_request(
-                "editMessageText",
-                api_kwargs={
-                    "chat_id": self.chat_id,
-                    "message_id": message_id,
-                    "text": parts[0].text,
-                    "reply_markup": parts[0].reply_markup or {"inline_keyboard": []},
-                },
+            markup = parts[0].reply_markup or {"inline_keyboard": []}
+            await bot.edit_message_text(
+                parts[0].text,
+                chat_id=self.chat_id,
+                message_id=message_id,
+                reply_markup=InlineKeyboardMarkup.de_json(markup, bot),
             )
         except BadRequest as exc:
             if "not modified" in str(exc):
