@@ -14,7 +14,7 @@ from bot.dialogue import render
 from bot.domain import CompensationKind, Refusal, Ticket, TicketStatus, allowed_triggers
 from bot.engine import Button, Copy, Inbound, Kind, Reply, turn_locale
 from bot.handoff._base import DeskBase
-from bot.handoff._card import TRIGGERS, Action, case_ref, press_token
+from bot.handoff._card import REVIEWING, TRIGGERS, Action, case_ref, press_token
 from bot.handoff._model import Agent, AgentMessage, Done
 from bot.money import parse_yuan
 from bot.rules import can_appeal, check_approved_amount, coupon_back
@@ -160,8 +160,18 @@ class Acting:
     # -- the actions -------------------------------------------------------------------------
 
     def claim(self, arg: str) -> Done:
-        ticket = self.movable(Action.CLAIM)
         agent = self.agent
+        held = self.ticket
+        if (
+            held is not None
+            and held.status in REVIEWING
+            and held.assignee not in (None, agent.user_id)
+        ):
+            # /claim overrides whoever holds it (e.g. the round-robin's pick)
+            self.uow.update_ticket(held.model_copy(update={"assignee": agent.user_id}))
+            add_note(self.uow, held, agent.actor, self.now, "reassigned", agent=agent.name)
+            return self.done("desk.done.claim", ticket_no=held.ticket_no)
+        ticket = self.movable(Action.CLAIM)
         move(
             self.uow,
             ticket,
@@ -374,10 +384,14 @@ class Acting:
         """Buttons for the configured standard texts of `kind`, in the agents' language."""
         ref = case_ref(self.case)
         buttons = tuple(
-            Button(_label(self.t(f"standard.{kind}.{name}")), press_token(action, ref, name))
+            Button(
+                _label(self.t(f"standard.{kind}.{name}", agent=self.agent.name)),
+                press_token(action, ref, name),
+            )
             for name in names
         )
-        return dataclasses.replace(self.done(None), text=self.t(prompt), choices=buttons)
+        done = self.done(None)
+        return dataclasses.replace(done, text=self.t(prompt), choices=buttons, changed=False)
 
     def standard(self, conv: Conversation | None, kind: str, arg: str) -> tuple[str, str, str]:
         """(for the agents, for the customer, a language warning) of a standard reply's name or
@@ -448,7 +462,7 @@ class Acting:
     def history(self, arg: str) -> Done:
         from bot.handoff._history import history
 
-        return dataclasses.replace(self.done(None), text=history(self), announce=False)
+        return dataclasses.replace(self.done(None), text=history(self), changed=False)
 
 
 def _label(text: str) -> str:

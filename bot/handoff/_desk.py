@@ -113,7 +113,9 @@ class Desk(DeskBase):
             names = uow.agent_names()
             on = [names.get(a, f"#{a}") for a in uow.agents_on_duty()]
         text = self.texts.t(
-            f"team.duty.{wanted}", agent=agent.name, on=", ".join(on) or self.texts.t("desk.nobody")
+            f"team.duty.{wanted}",
+            agent=agent.name,
+            on=", ".join(on) or self.texts.t("team.duty.nobody"),
         )
         return Done(True, text)
 

@@ -66,6 +66,7 @@ class Done:
     # what became of the agent's message: "note" (kept among the agents) or "sent" (to the customer)
     marked: str | None = None
     choices: tuple[Button, ...] = ()  # buttons to show with `text` (standard replies to pick)
+    changed: bool = True  # False: only read (a list to pick from, the history): card stands
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ class TelegramDesk:
             await self._say(bot, done.case, done.text)
         if done.case.card_due:
             await self.post_card(bot, done.case)
-        else:
+        elif done.changed:
             await self.refresh_card(bot, done.case)
 
     async def refresh_card(self, bot: Bot, case: DeskCase) -> None:
@@ -326,6 +326,7 @@ class TelegramDesk:
         posted += await self._send_files(bot, info.evidence, thread, reply_to)
         if thread is None:
             self.desk.link(info.case, self.chat_id, posted)
+        await self.refresh_card(bot, info.case)  # the ticket is back in review
 
     # -- cards -------------------------------------------------------------------------------
 
