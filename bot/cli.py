@@ -49,16 +49,45 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     print("working days by year:")
     for line in cal.sources((this_year, this_year + 1)):
         print(f"  {line}")
+    for warning in desk_warnings(config):
+        print(f"warning: {warning}")
     return 0
+
+
+def desk_warnings(config: Config) -> list[str]:
+    """What `check` warns about the agent desk (issue 15): no desk means no person to hand to."""
+    desk = config.agent_desk
+    if desk.chat_id is not None:
+        return (
+            [] if desk.agent_ids else ["agent_desk.agent_ids is empty: nobody may act at the desk"]
+        )
+    contact = desk.contact
+    offered = [
+        n
+        for n, v in (
+            ("hotline", contact.hotline),
+            ("hours", contact.hours),
+            ("email", contact.email),
+        )
+        if v
+    ]
+    what = (
+        ", ".join(f"agent_desk.contact.{n}" for n in offered)
+        or "nothing (agent_desk.contact is empty)"
+    )
+    return [
+        "no agent desk is configured (agent_desk.chat_id): a customer who asks for a person is "
+        f"offered {what} instead"
+    ]
 
 
 def _cmd_console(args: argparse.Namespace, config: Config) -> int:
     from bot.app import build_app
-    from bot.console import run_console
+    from bot.console import rehearsal_config, run_console
 
-    app = build_app(config)
+    app = build_app(rehearsal_config(config) if args.agent else config)
     try:
-        return run_console(app)
+        return run_console(app, agent=args.agent)
     finally:
         app.close()
 
@@ -206,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check)
 
     console = sub.add_parser("console", help="talk to the assistant in the terminal (demo orders)")
+    console.add_argument(
+        "--agent",
+        action="store_true",
+        help="the agent side too: /desk commands act at the desk on the console customer's case",
+    )
     console.set_defaults(handler=_cmd_console)
 
     dialogues = sub.add_parser(

@@ -285,8 +285,8 @@ class Acting:
         )
 
     def ask_rating(self, conv: Conversation, ticket: Ticket) -> None:
-        """The ticket ended: ask its customer once for a rating (a chat busy elsewhere is not
-        interrupted, and is not asked later either)."""
+        """The ticket ended: ask its customer once for a rating (a chat a person has is not
+        interrupted: the rating is asked when the agent returns it to the bot)."""
         if conv.customer_id != ticket.customer_id or self.desk.with_person(conv):
             return
         if any(e.kind == "rating_asked" for e in self.uow.events_of(ticket.ticket_no)):
@@ -309,7 +309,17 @@ class Acting:
                 "handoff_returned",
                 agent=self.agent.name,
             )
+            back = self.uow.conversation(conv.key)
+            if back is not None and self.ended(self.ticket):
+                self.ask_rating(back, self.ticket)  # it ended while the person had the chat
         return self.done("desk.done.return")
+
+    def ended(self, ticket: Ticket) -> bool:
+        """Refunded, or rejected with no appeal left: the ticket's story is over."""
+        if ticket.status is TicketStatus.REFUNDED:
+            return True
+        policy = self.desk.ctx.config.policy
+        return ticket.status is TicketStatus.REJECTED and not can_appeal(ticket, policy)
 
     def open(self, arg: str) -> Done:
         self.conversation()  # a case opened from the queue learns where its customer is
