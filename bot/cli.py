@@ -44,13 +44,13 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     print(f"{args.config}: ok; flows and message catalogs: ok")
     print(f"store: {target.masked} ({target.kind}): reachable, {reached.detail}")
     print(f"policy fingerprint (stamped on every decision): {policy_fingerprint(config.policy)}")
+    for warning in desk_warnings(config):
+        print(f"warning: {warning}")
     cal = WorkingCalendar(config.calendar.fallback_holidays, config.calendar.fallback_workdays)
     this_year = SystemClock().now().astimezone(SHANGHAI).year
     print("working days by year:")
     for line in cal.sources((this_year, this_year + 1)):
         print(f"  {line}")
-    for warning in desk_warnings(config):
-        print(f"warning: {warning}")
     return 0
 
 
