@@ -4,9 +4,9 @@ ticket ends."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from bot.calendar import WorkingCalendar
+from bot.calendar import WorkingCalendar, next_opening
 from bot.clock import to_local
 from bot.config import BusinessHours
 from bot.dialogue._common import STEPS
@@ -14,24 +14,15 @@ from bot.engine import Turn, View
 from bot.store import Rating
 from bot.tickets import add_note
 
-OPENING_SEARCH_DAYS = 60  # the longest run of rest days looked through (Spring Festival is ~9)
+
+def is_open(now: datetime, hours: BusinessHours | None, calendar: WorkingCalendar) -> bool:
+    """Whether people answer at the desk now (no hours configured: always)."""
+    return hours is None or opening(now, hours, calendar) is None
 
 
-def next_opening(now: datetime, hours: BusinessHours, calendar: WorkingCalendar) -> datetime | None:
-    """When a person next answers: None while the desk is open now, else the start of the next
-    working period (local time). Pure: the caller passes the moment and the calendar."""
-    local = to_local(now)
-    for ahead in range(OPENING_SEARCH_DAYS):
-        day = local.date() + timedelta(days=ahead)
-        if not calendar.is_working_day(day):
-            continue
-        start = datetime.combine(day, hours.start, local.tzinfo)
-        end = datetime.combine(day, hours.end, local.tzinfo)
-        if ahead == 0 and start <= local < end:
-            return None
-        if local < start:
-            return start
-    return None
+def opening(now: datetime, hours: BusinessHours, calendar: WorkingCalendar) -> datetime | None:
+    """The next opening of the desk (None: open now), in local time."""
+    return next_opening(to_local(now), hours.start, hours.end, calendar)
 
 
 @STEPS.condition("has_desk")
@@ -69,7 +60,7 @@ def after_hours(turn: Turn) -> None:
     hours = turn.services.config.agent_desk.hours
     if hours is None:
         return
-    opens = next_opening(turn.now, hours, turn.services.calendar)
+    opens = opening(turn.now, hours, turn.services.calendar)
     if opens is not None:
         turn.say("care.after_hours", opens=opens.strftime("%Y-%m-%d %H:%M"))
 

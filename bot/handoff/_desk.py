@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
+from bot.calendar import next_opening
+from bot.clock import to_local
 from bot.dialogue import render
 from bot.domain import Refusal, Ticket, allowed_triggers
 from bot.engine import Button, HandoffRequested, Inbound, Kind, Reply
@@ -316,9 +318,9 @@ class Desk(DeskBase):
             conversation = latest[0].key if latest else None
         conv = uow.conversation(conversation) if conversation else None
         with_person = conv is not None and self.with_person(conv)
+        if ticket is not None:
+            self._assign(uow, ticket, now)  # a case new, or waiting unassigned since
         if case is None:
-            if ticket is not None:
-                self._assign(uow, ticket, now)
             return uow.add_case(
                 DeskCase(
                     reason=reason,
@@ -345,9 +347,15 @@ class Desk(DeskBase):
 
     def _assign(self, uow: UnitOfWork, ticket: Ticket, now: datetime) -> None:
         """A new case's unclaimed ticket goes to the agent on duty assigned longest ago (nobody
-        on duty: it waits in the queue). The card names the holder; the transport mentions them."""
+        on duty, or outside business hours: it waits in the queue). The card names the holder;
+        the transport mentions them."""
         if ticket.assignee is not None or "claim" not in allowed_triggers(ticket.status):
             return
+        hours = self.settings.hours
+        if hours is not None and next_opening(
+            to_local(now), hours.start, hours.end, self.ctx.calendar
+        ):
+            return  # outside business hours the case waits in the queue
         on_duty = uow.agents_on_duty()
         if not on_duty:
             return

@@ -12,7 +12,7 @@ import pytest
 from bot.calendar import WorkingCalendar
 from bot.clock import SHANGHAI
 from bot.config import BusinessHours, Config
-from bot.dialogue._care import next_opening
+from bot.dialogue._care import opening
 from bot.domain import TicketStatus
 from bot.handoff import addressed, written_in
 from bot.testing import FakeTelegram
@@ -285,7 +285,7 @@ def test_the_script_of_a_text_tells_its_language() -> None:
 )
 def test_the_next_opening_follows_the_working_day_calendar(now: str, opens: str | None) -> None:
     moment = datetime.strptime(now, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI)
-    found = next_opening(moment, BusinessHours(), WorkingCalendar())
+    found = opening(moment, BusinessHours(), WorkingCalendar())
     assert (found.strftime("%Y-%m-%d %H:%M") if found else None) == opens
 
 
