@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from importlib import metadata
 from typing import Literal, Protocol
 
@@ -192,3 +192,23 @@ class WorkingCalendar:
             if self.is_working_day(day):
                 count += 1
         return count
+
+
+OPENING_SEARCH_DAYS = 60  # the longest run of rest days looked through (Spring Festival is ~9)
+
+
+def next_opening(
+    local: datetime, start: time, end: time, calendar: WorkingCalendar
+) -> datetime | None:
+    """When people next answer, for business hours start-end on working days: None while open
+    now, else the start of the next working period. `local` is a local (Beijing) moment."""
+    for ahead in range(OPENING_SEARCH_DAYS):
+        day = local.date() + timedelta(days=ahead)
+        if not calendar.is_working_day(day):
+            continue
+        opens = datetime.combine(day, start, local.tzinfo)
+        if ahead == 0 and opens <= local < datetime.combine(day, end, local.tzinfo):
+            return None
+        if local < opens:
+            return opens
+    return None

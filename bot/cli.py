@@ -49,6 +49,8 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     print(f"{args.config}: ok; flows and message catalogs: ok")
     print(f"store: {target.masked} ({target.kind}): reachable, {reached.detail}")
     print(f"policy fingerprint (stamped on every decision): {policy_fingerprint(config.policy)}")
+    for warning in desk_warnings(config):
+        print(f"warning: {warning}")
     cal = WorkingCalendar(config.calendar.fallback_holidays, config.calendar.fallback_workdays)
     this_year = SystemClock().now().astimezone(SHANGHAI).year
     print("working days by year:")
@@ -71,9 +73,36 @@ def console_config(config: Config, config_path: Path) -> Config:
     )
 
 
+def desk_warnings(config: Config) -> list[str]:
+    """What `check` warns about the agent desk (issue 15): no desk means no person to hand to."""
+    desk = config.agent_desk
+    if desk.chat_id is not None:
+        return (
+            [] if desk.agent_ids else ["agent_desk.agent_ids is empty: nobody may act at the desk"]
+        )
+    contact = desk.contact
+    offered = [
+        n
+        for n, v in (
+            ("hotline", contact.hotline),
+            ("hours", contact.hours),
+            ("email", contact.email),
+        )
+        if v
+    ]
+    what = (
+        ", ".join(f"agent_desk.contact.{n}" for n in offered)
+        or "nothing (agent_desk.contact is empty)"
+    )
+    return [
+        "no agent desk is configured (agent_desk.chat_id): a customer who asks for a person is "
+        f"offered {what} instead"
+    ]
+
+
 def _cmd_console(args: argparse.Namespace, config: Config) -> int:
     from bot.app import build_app
-    from bot.console import run_console
+    from bot.console import rehearsal_config, run_console
 
     try:
         demo = console_config(config, args.config)
@@ -81,9 +110,9 @@ def _cmd_console(args: argparse.Namespace, config: Config) -> int:
         print(f"console: {exc}", file=sys.stderr)
         return 2
     print(f"(demo store: {demo.store.path}; the bot's store is not touched)")
-    app = build_app(demo)
+    app = build_app(rehearsal_config(demo) if args.agent else demo)
     try:
-        return run_console(app)
+        return run_console(app, agent=args.agent)
     finally:
         app.close()
 
@@ -398,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     console = sub.add_parser(
         "console",
         help="talk to the assistant in the terminal (demo orders in var/console-demo.sqlite3)",
+    )
+    console.add_argument(
+        "--agent",
+        action="store_true",
+        help="the agent side too: /desk commands act at the desk on the console customer's case",
     )
     console.set_defaults(handler=_cmd_console)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -330,6 +330,27 @@ class TelegramConfig(Section):
         return self
 
 
+class Contact(Section):
+    """Where a customer reaches a person when no agent desk is configured (told as it is)."""
+
+    hotline: str = ""
+    hours: str = ""
+    email: str = ""
+
+
+class BusinessHours(Section):
+    """When people answer at the desk, on the calendar's working days (Asia/Shanghai)."""
+
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 class AgentDesk(Section):
     chat_id: int | None = None  # the agents' supergroup
     agent_ids: tuple[int, ...] = ()  # numeric Telegram user ids allowed to act on tickets
@@ -337,6 +358,13 @@ class AgentDesk(Section):
     queue_size: int = Field(default=20, ge=1, le=50)  # tickets listed by /queue
     # how often overdue reviews and payouts are looked for (the deadlines live in the store)
     deadline_check_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # standard replies, message keys standard.reject.<name>, standard.need.<name>,
+    # standard.reply.<name> in both catalogs: offered as buttons by /reject, /need and /reply
+    reject_reasons: tuple[str, ...] = ("material_unclear", "service_used", "outside_seven_days")
+    need_requests: tuple[str, ...] = ("order_screenshot", "payment_proof", "benefit_screenshot")
+    replies: tuple[str, ...] = ("greeting", "checking", "payout_timing")
+    contact: Contact = Contact()  # offered instead of a person while chat_id is unset
+    hours: BusinessHours | None = None  # None: people answer at any time
 
 
 class Dialogue(Section):

@@ -3,6 +3,7 @@ the renderers of texts built from several catalog entries (shared with the agent
 
 from bot.dialogue import (  # noqa: F401  (they register their steps)
     _apply,
+    _care,
     _handoff,
     _linking,
     _paging,

@@ -226,6 +226,9 @@ class Agent(_Strict):
 
     send: str | None = None  # a message or command typed in the case's topic
     press: str | None = None  # a button on the latest desk message with buttons, by label
+    photo: str | None = None  # a photo sent in the case's topic (its file name), with `caption`
+    caption: str | None = None
+    forward: str | None = None  # a text message forwarded into the case's topic from elsewhere
     as_: int | None = Field(default=None, alias="as")  # user id; default the first agent
     # which topic: left out = the newest case topic; "general" = outside any topic;
     # other text = the topic whose name contains it (e.g. a ticket number)
@@ -233,8 +236,11 @@ class Agent(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Agent:
-        if (self.send is None) == (self.press is None):
-            raise ValueError("an agent either sends or presses")
+        acts = [a for a in (self.send, self.press, self.photo, self.forward) if a is not None]
+        if len(acts) != 1:
+            raise ValueError("an agent either sends, presses, sends a photo or forwards")
+        if self.caption is not None and self.photo is None:
+            raise ValueError("a caption belongs to a photo")
         return self
 
 
@@ -359,6 +365,10 @@ class Step(_Strict):
             who = f"user {self.agent.as_}" if self.agent.as_ is not None else "agent"
             if self.agent.send is not None:
                 return f"{who} sends {self.agent.send!r} in the desk"
+            if self.agent.photo is not None:
+                return f"{who} sends photo {self.agent.photo} ({self.agent.caption!r}) in the desk"
+            if self.agent.forward is not None:
+                return f"{who} forwards {self.agent.forward!r} into the desk"
             return f"{who} presses 「{self.agent.press}」 in the desk"
         if self.restart:
             return "restart"

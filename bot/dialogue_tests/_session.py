@@ -322,6 +322,24 @@ class Session(Harness):
             thread = self.topic(agent.topic)
             await self.process(typed(self.updates, actor, agent.send, chat_of(desk), thread))
             return
+        if agent.photo is not None:
+            thread = self.topic(agent.topic)
+            shot = self.updates.photo(
+                actor, agent.photo, caption=agent.caption, chat=chat_of(desk), thread=thread
+            )
+            await self.process(shot)
+            return
+        if agent.forward is not None:
+            thread = self.topic(agent.topic)
+            forwarded = self.updates.message(
+                actor,
+                chat_of(desk),
+                thread=thread,
+                text=agent.forward,
+                forward_origin=self.updates.origin(OTHER_USER),
+            )
+            await self.process(forwarded)
+            return
         assert agent.press is not None
         thread = self.topic(agent.topic) if agent.topic is not None else None
         shown = self.tg.with_buttons(desk, thread)

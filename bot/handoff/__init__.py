@@ -3,6 +3,7 @@
 Transport-neutral: it reads and writes through the store and moves customers' conversations with
 SYSTEM events of the engine; bot/telegram/_desk.py shows it in a Telegram supergroup."""
 
+from bot.handoff._actions import ADDRESS_PREFIXES, addressed, written_in
 from bot.handoff._card import (
     PRESS_PREFIX,
     Action,
@@ -32,10 +33,16 @@ COMMAND_ACTIONS: dict[str, Action] = {
     "refunded": Action.REFUNDED,
     "return": Action.RETURN,
     "compensate": Action.COMPENSATE,
+    "note": Action.NOTE,
+    "reply": Action.REPLY,
+    "history": Action.HISTORY,
+    "block": Action.BLOCK,
+    "unblock": Action.UNBLOCK,
 }
-DESK_COMMANDS: frozenset[str] = frozenset({*COMMAND_ACTIONS, "queue"})
+DESK_COMMANDS: frozenset[str] = frozenset({*COMMAND_ACTIONS, "queue", "duty"})
 
 __all__ = [
+    "ADDRESS_PREFIXES",
     "COMMAND_ACTIONS",
     "DESK_COMMANDS",
     "PRESS_PREFIX",
@@ -49,9 +56,11 @@ __all__ = [
     "Done",
     "Supplement",
     "Texts",
+    "addressed",
     "build_card",
     "case_ref",
     "parse_press",
     "press_token",
     "stored",
+    "written_in",
 ]

@@ -40,6 +40,11 @@ class Action(StrEnum):
     RETURN = "return"
     OPEN = "open"  # post a fresh card (from the queue or an overdue announcement)
     COMPENSATE = "compensate"  # CPL Art. 53 interest / costs, apart from the refund
+    NOTE = "note"  # a note among the agents, never sent
+    REPLY = "reply"  # a canned reply in the customer's language
+    HISTORY = "history"  # the case's whole history
+    BLOCK = "block"
+    UNBLOCK = "unblock"
 
 
 # callback data must stay within 64 bytes: "d:ap:T20261124-0007" is 19
@@ -52,6 +57,11 @@ _CODES: dict[Action, str] = {
     Action.RETURN: "rt",
     Action.OPEN: "op",
     Action.COMPENSATE: "cp",
+    Action.NOTE: "no",
+    Action.REPLY: "re",
+    Action.HISTORY: "hi",
+    Action.BLOCK: "bl",
+    Action.UNBLOCK: "ub",
 }
 _BY_CODE = {code: action for action, code in _CODES.items()}
 # the lifecycle trigger behind each action that moves a ticket
@@ -66,19 +76,22 @@ REVIEWING = (TicketStatus.SUBMITTED, TicketStatus.IN_REVIEW, TicketStatus.APPEAL
 PAYING = (TicketStatus.APPROVED, TicketStatus.REFUNDING)
 
 
-def press_token(action: Action, ref: str) -> str:
-    """The callback data of a desk button: `d:<action>:<ticket number or c<case id>>`."""
-    return f"{PRESS_PREFIX}{_CODES[action]}:{ref}"
+def press_token(action: Action, ref: str, choice: str = "") -> str:
+    """The callback data of a desk button: `d:<action>:<ticket number or c<case id>>`, and
+    `:<choice>` for a standard reply picked from a list."""
+    token = f"{PRESS_PREFIX}{_CODES[action]}:{ref}"
+    return f"{token}:{choice}" if choice else token
 
 
-def parse_press(token: str) -> tuple[Action, str] | None:
-    """(action, ref) of a desk button's callback data, None if it is no desk button."""
+def parse_press(token: str) -> tuple[Action, str, str] | None:
+    """(action, ref, choice) of a desk button's callback data, None if it is no desk button."""
     if not token.startswith(PRESS_PREFIX):
         return None
-    code, _, ref = token.removeprefix(PRESS_PREFIX).partition(":")
+    code, _, rest = token.removeprefix(PRESS_PREFIX).partition(":")
+    ref, _, choice = rest.partition(":")
     if code not in _BY_CODE or not ref:
         return None
-    return _BY_CODE[code], ref
+    return _BY_CODE[code], ref, choice
 
 
 def case_ref(case: DeskCase) -> str:
@@ -107,6 +120,7 @@ class Card:
     text: str
     buttons: tuple[Button, ...]
     evidence: tuple[tuple[Evidence, str], ...]  # each file with its caption
+    mention: tuple[int, str] | None = None  # the agent holding the ticket: (user id, name)
 
 
 def holder(t: Texts, names: dict[int, str], ticket: Ticket) -> str:
@@ -163,6 +177,7 @@ def build_card(
     transcript = _transcript(t, conv)
     if transcript:
         sections.append(t.t("desk.card.transcript", lines=transcript))
+    sections.extend(_team_sections(t, uow, case, ticket))
     sections.append(t.t("desk.card.help"))
     product = ""
     if ticket is not None:
@@ -177,7 +192,70 @@ def build_card(
         text="\n\n".join(sections),
         buttons=_buttons(t, case, ticket),
         evidence=captioned(t, evidence),
+        mention=_mention(uow, ticket),
     )
+
+
+CARD_NOTES = 3  # the latest notes on the card
+CARD_EVENTS = 3  # the latest ticket events on the card
+
+
+def _team_sections(t: Texts, uow: UnitOfWork, case: DeskCase, ticket: Ticket | None) -> list[str]:
+    """What a team needs on the card: the latest events and notes, a block, the rating."""
+    sections = []
+    names = uow.agent_names()
+    if ticket is not None:
+        events = uow.events_of(ticket.ticket_no)[-CARD_EVENTS:]
+        if events:
+            lines = "\n".join(
+                t.t(
+                    "team.card.event",
+                    at=to_local(e.at).strftime("%m-%d %H:%M"),
+                    what=event_name(t, e.kind),
+                    who=actor_name(t, names, e.actor),
+                )
+                for e in events
+            )
+            sections.append(t.t("team.card.events", lines=lines))
+    notes = [e for e in uow.case_entries(case.case_id) if e.kind == "note"] if case.case_id else []
+    if notes:
+        lines = "\n".join(
+            t.t(
+                "team.card.note",
+                who=actor_name(t, names, n.actor),
+                text=n.text[:TRANSCRIPT_LINE_LIMIT],
+            )
+            for n in notes[-CARD_NOTES:]
+        )
+        sections.append(t.t("team.card.notes", count=len(notes), lines=lines))
+    block = uow.blocked(case.conversation) if case.conversation else None
+    if block is not None:
+        sections.append(t.t("team.card.blocked", reason=block.reason))
+    rating = uow.rating(ticket.ticket_no) if ticket else None
+    if rating is not None:
+        comment = t.t("team.card.comment", comment=rating.comment) if rating.comment else ""
+        sections.append(t.t("team.card.rating", stars="★" * rating.score, comment=comment))
+    return sections
+
+
+def event_name(t: Texts, kind: str) -> str:
+    key = f"team.event.{kind}"
+    return t.t(key) if t.catalog.has(key) else kind
+
+
+def actor_name(t: Texts, names: dict[int, str], actor: str) -> str:
+    """Who did something: an agent's name, "customer", "system"."""
+    kind, _, user = actor.partition(":")
+    if kind == "agent" and user.isdigit():
+        return names.get(int(user), f"#{user}")
+    key = f"team.who.{kind}"
+    return t.t(key) if t.catalog.has(key) else actor
+
+
+def _mention(uow: UnitOfWork, ticket: Ticket | None) -> tuple[int, str] | None:
+    if ticket is None or ticket.assignee is None or ticket.status not in REVIEWING:
+        return None
+    return ticket.assignee, uow.agent_names().get(ticket.assignee, f"#{ticket.assignee}")
 
 
 def captioned(t: Texts, evidence: list[Evidence]) -> tuple[tuple[Evidence, str], ...]:
@@ -334,13 +412,19 @@ def _buttons(t: Texts, case: DeskCase, ticket: Ticket | None) -> tuple[Button, .
                 label = t.t(f"desk.button.{action.value}", amount_fen=ticket.requested_fen)
                 buttons.append(Button(label, press_token(action, ref)))
     if case.conversation is not None:
+        buttons.append(Button(t.t("desk.button.reply"), press_token(Action.REPLY, ref)))
         buttons.append(Button(t.t("desk.button.return"), press_token(Action.RETURN, ref)))
+    buttons.append(Button(t.t("desk.button.history"), press_token(Action.HISTORY, ref)))
     return tuple(buttons)
 
 
 def queue(t: Texts, uow: UnitOfWork, now: datetime) -> tuple[str, tuple[Button, ...]]:
-    """Open tickets by priority, then review deadline, with who holds them; a button for each."""
-    tickets = uow.open_tickets()  # the store's order: priority, review due, age
+    """Open tickets, overdue and unassigned first, then by priority and review deadline, with who
+    holds them; a button for each."""
+    # overdue first, then unassigned, then the store's order: priority, review due, age
+    tickets = sorted(
+        uow.open_tickets(), key=lambda x: (not is_overdue(x, now), x.assignee is not None)
+    )
     if not tickets:
         return t.t("desk.queue.empty"), ()
     size = t.config.agent_desk.queue_size

@@ -11,8 +11,10 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
+from bot.calendar import next_opening
+from bot.clock import to_local
 from bot.dialogue import render
-from bot.domain import Refusal, Ticket
+from bot.domain import Refusal, Ticket, allowed_triggers
 from bot.engine import Button, HandoffRequested, Inbound, Kind, Reply
 from bot.handoff._actions import ACTIONS, Acting
 from bot.handoff._base import DeskBase
@@ -30,8 +32,15 @@ from bot.handoff._card import (
 )
 from bot.handoff._model import Agent, AgentMessage, Deadlines, Done, Supplement
 from bot.rules import is_overdue
-from bot.store import Conversation, ConversationKey, DeskCase, OutboxMessage, UnitOfWork
-from bot.tickets import add_note
+from bot.store import (
+    CaseEntry,
+    Conversation,
+    ConversationKey,
+    DeskCase,
+    OutboxMessage,
+    UnitOfWork,
+)
+from bot.tickets import add_note, move
 
 
 def stored(case: DeskCase) -> int:
@@ -54,12 +63,63 @@ class Desk(DeskBase):
                 uow, now, asked.reason, asked.ticket_no, asked.customer_id, conversation
             )
 
-    def relay_case(self, conversation: ConversationKey) -> DeskCase | None:
-        """The case a customer's message goes to while a person has the chat."""
+    def relay_case(self, conversation: ConversationKey, said: str = "") -> DeskCase | None:
+        """The case a customer's message goes to while a person has the chat; what they said
+        goes into the case's history."""
         now = self.ctx.clock.now()
         with self.ctx.store.unit_of_work() as uow:
             conv = uow.conversation(conversation)
-            return None if conv is None else self._case_of_handoff(uow, conv, now)
+            if conv is None:
+                return None
+            case = self._case_of_handoff(uow, conv, now)
+            if said:
+                uow.add_case_entry(CaseEntry(stored(case), now, "customer", "from_customer", said))
+            return case
+
+    def topic_lost(self, case: DeskCase) -> DeskCase | None:
+        """The case's topic is gone (deleted or closed): the next card opens a new one."""
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
+            current = uow.case(stored(case))
+            if current is None:
+                return None
+            lost = dataclasses.replace(current, thread_id=None, card_due=True, updated_at=now)
+            return uow.update_case(lost)
+
+    def card_again(self, case: DeskCase) -> None:
+        """The posted card cannot be edited: a fresh one is due."""
+        with self.ctx.store.unit_of_work() as uow:
+            current = uow.case(stored(case))
+            if current is not None:
+                uow.update_case(dataclasses.replace(current, card_due=True))
+
+    def refreshed(self, case: DeskCase) -> Card | None:
+        """The card of a posted case as it stands now, to edit in place (None: nothing posted)."""
+        now = self.ctx.clock.now()
+        with self.ctx.store.unit_of_work() as uow:
+            current = uow.case(stored(case))
+            if current is None or current.card_due or current.card_message_id is None:
+                return None
+            return build_card(self.texts, uow, current, now, "")
+
+    def duty(self, agent: Agent, chat_id: int | None, arg: str) -> Done:
+        """`/duty on|off`: whether new cases come to this agent (round-robin among those on)."""
+        refused = self.refusal(agent.user_id, chat_id)
+        if refused is not None:
+            return Done(False, refused)
+        wanted = arg.strip().lower()
+        if wanted not in ("on", "off"):
+            return Done(False, self.texts.t("team.error.duty_format"))
+        with self.ctx.store.unit_of_work() as uow:
+            uow.set_on_duty(agent.user_id, agent.name, wanted == "on")
+            names = uow.agent_names()
+            on = [names.get(a, f"#{a}") for a in uow.agents_on_duty()]
+        text = self.texts.t(
+            f"team.duty.{wanted}",
+            agent=agent.name,
+            on=", ".join(on) or self.texts.t("team.duty.nobody"),
+        )
+        return Done(True, text)
 
     def handoff_ended(self, conversation: ConversationKey) -> DeskCase | None:
         """The customer left the person (leave, cancel...): whoever joined is no longer there."""
@@ -258,6 +318,8 @@ class Desk(DeskBase):
             conversation = latest[0].key if latest else None
         conv = uow.conversation(conversation) if conversation else None
         with_person = conv is not None and self.with_person(conv)
+        if ticket is not None:
+            self._assign(uow, ticket, now)  # a case new, or waiting unassigned since
         if case is None:
             return uow.add_case(
                 DeskCase(
@@ -282,6 +344,25 @@ class Desk(DeskBase):
                 updated_at=now,
             )
         )
+
+    def _assign(self, uow: UnitOfWork, ticket: Ticket, now: datetime) -> None:
+        """A new case's unclaimed ticket goes to the agent on duty assigned longest ago (nobody
+        on duty, or outside business hours: it waits in the queue). The card names the holder;
+        the transport mentions them."""
+        if ticket.assignee is not None or "claim" not in allowed_triggers(ticket.status):
+            return
+        hours = self.settings.hours
+        if hours is not None and next_opening(
+            to_local(now), hours.start, hours.end, self.ctx.calendar
+        ):
+            return  # outside business hours the case waits in the queue
+        on_duty = uow.agents_on_duty()
+        if not on_duty:
+            return
+        agent = on_duty[0]
+        name = uow.agent_names().get(agent, f"#{agent}")
+        move(uow, ticket, "claim", "system", now, {"assignee": agent}, agent=name, by="duty")
+        uow.mark_assigned(agent, now)
 
     def _case_of_handoff(self, uow: UnitOfWork, conv: Conversation, now: datetime) -> DeskCase:
         """The case the chat's current handoff belongs to, opened if the handoff never got one."""

@@ -9,7 +9,7 @@ from bot.calendar import WorkingCalendar
 from bot.clock import Clock
 from bot.config import Config
 from bot.domain import Evidence
-from bot.engine import Engine
+from bot.engine import Button, Engine
 from bot.i18n import Catalog
 from bot.store import ConversationKey, DeskCase, Store
 
@@ -50,6 +50,7 @@ class AgentMessage:
     text: str | None = None  # a text message
     caption: str | None = None  # a file's caption
     captionable: bool = False  # a file that carries a caption (photo, document, video...)
+    forwarded: bool = False  # forwarded from elsewhere: never addressed to the customer
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Done:
     deliver: tuple[ConversationKey, ...] = ()
     announce: bool = False  # show `text` where the case lives, for every agent to see
     duplicate: bool = False  # the same update was handled before: nothing happened
+    # what became of the agent's message: "note" (kept among the agents) or "sent" (to the customer)
+    marked: str | None = None
+    choices: tuple[Button, ...] = ()  # buttons to show with `text` (standard replies to pick)
+    changed: bool = True  # False: only read (a list to pick from, the history): card stands
 
 
 @dataclass(frozen=True)

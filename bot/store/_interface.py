@@ -94,6 +94,39 @@ class DeskCase:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseEntry:
+    """A line of a case's history that is no ticket event: `kind` is "note" (the agents' own,
+    never sent), "to_customer" (an agent's message sent) or "from_customer" (copied in)."""
+
+    case_id: int
+    at: datetime
+    actor: str  # "agent:<id>", "customer"
+    kind: str
+    text: str
+    entry_id: int | None = None  # None: never saved
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A customer's chat the agents blocked: why, who, when."""
+
+    conversation: ConversationKey
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A customer's 1-5 rating of a ticket that ended, with an optional comment."""
+
+    ticket_no: str
+    score: int
+    at: datetime
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """A message to deliver after the turn commits. `payload` is transport-neutral JSON."""
 
@@ -243,6 +276,21 @@ class UnitOfWork(Protocol):
     def link_message(self, chat_id: int, message_id: int, case_id: int) -> None: ...
     def remember_agent(self, user_id: int, name: str) -> None: ...
     def agent_names(self) -> dict[int, str]: ...
+    def add_case_entry(self, entry: CaseEntry) -> CaseEntry: ...
+    def case_entries(self, case_id: int) -> list[CaseEntry]: ...  # oldest first
+    def set_on_duty(self, user_id: int, name: str, on_duty: bool) -> None: ...
+    # agents on duty, the one assigned longest ago (or never) first
+    def agents_on_duty(self) -> list[int]: ...
+    def mark_assigned(self, user_id: int, at: datetime) -> None: ...
+    def block(self, block: Block) -> None: ...  # a second block replaces the first
+    def unblock(self, conversation: ConversationKey) -> bool: ...  # False: was not blocked
+    def blocked(self, conversation: ConversationKey) -> Block | None: ...
+
+    # customers' ratings of ended tickets (for reports)
+    def add_rating(self, rating: Rating) -> bool: ...  # False: the ticket was rated already
+    def comment_rating(self, ticket_no: str, comment: str) -> None: ...  # once: the first stays
+    def rating(self, ticket_no: str) -> Rating | None: ...
+    def ratings_between(self, start: datetime, end: datetime) -> list[Rating]: ...  # [start, end)
 
     # reports (read only): tickets created in [start, end), their events and payouts, the funnel
     def ticket_facts(self, start: datetime, end: datetime) -> list[TicketFacts]: ...

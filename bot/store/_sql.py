@@ -47,6 +47,8 @@ from bot.store._dialect import Dialect
 from bot.store._interface import (
     AgentFacts,
     Backlog,
+    Block,
+    CaseEntry,
     ConcurrentUpdate,
     Conversation,
     ConversationKey,
@@ -56,6 +58,7 @@ from bot.store._interface import (
     Identity,
     NotFound,
     OutboxMessage,
+    Rating,
     TicketFacts,
     UnitOfWork,
 )
@@ -751,6 +754,127 @@ class SqlUnitOfWork:
             overdue_reviews=int(overdue[0] or 0),
             overdue_payouts=int(overdue[1] or 0),
         )
+
+    def add_case_entry(self, entry: CaseEntry) -> CaseEntry:
+        """Append a line to a case's history (a note, a message either way)."""
+        row = self._one(
+            "INSERT INTO desk_log (case_id, at, actor, kind, text)"
+            " VALUES (:case, :at, :actor, :kind, :text) RETURNING entry_id",
+            {
+                "case": entry.case_id,
+                "at": self._d.ts(entry.at),
+                "actor": entry.actor,
+                "kind": entry.kind,
+                "text": entry.text,
+            },
+        )
+        return dataclasses.replace(entry, entry_id=int(row[0]))
+
+    def case_entries(self, case_id: int) -> list[CaseEntry]:
+        """A case's history lines, oldest first."""
+        return [
+            CaseEntry(int(r[1]), self._d.dt(r[2]), r[3], r[4], r[5], int(r[0]))
+            for r in self._run(
+                "SELECT entry_id, case_id, at, actor, kind, text FROM desk_log"
+                " WHERE case_id = :case ORDER BY entry_id",
+                {"case": case_id},
+            ).fetchall()
+        ]
+
+    def set_on_duty(self, user_id: int, name: str, on_duty: bool) -> None:
+        """An agent goes on or off duty (remembering their name as remember_agent does)."""
+        self._write(
+            "INSERT INTO desk_agents (user_id, name, on_duty) VALUES (:user, :name, :on)"
+            " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, on_duty = excluded.on_duty",
+            {"user": user_id, "name": name, "on": on_duty},
+        )
+
+    def agents_on_duty(self) -> list[int]:
+        """Agents on duty, the one assigned a case longest ago (or never) first."""
+        found = self._run(
+            "SELECT user_id FROM desk_agents WHERE on_duty = :yes"
+            " ORDER BY assigned_at IS NOT NULL, assigned_at, user_id",
+            {"yes": True},
+        ).fetchall()
+        return [int(r[0]) for r in found]
+
+    def mark_assigned(self, user_id: int, at: datetime) -> None:
+        self._write(
+            "UPDATE desk_agents SET assigned_at = :at WHERE user_id = :user",
+            {"user": user_id, "at": self._d.ts(at)},
+        )
+
+    def block(self, block: Block) -> None:
+        """Block a customer's chat (a second block replaces the reason)."""
+        self._write(
+            "INSERT INTO desk_blocks (channel, user_id, reason, actor, at)"
+            " VALUES (:channel, :user, :reason, :actor, :at)"
+            " ON CONFLICT (channel, user_id) DO UPDATE SET reason = excluded.reason,"
+            " actor = excluded.actor, at = excluded.at",
+            {
+                "channel": block.conversation.channel,
+                "user": block.conversation.user_id,
+                "reason": block.reason,
+                "actor": block.actor,
+                "at": self._d.ts(block.at),
+            },
+        )
+
+    def unblock(self, conversation: ConversationKey) -> bool:
+        cur = self._write(
+            "DELETE FROM desk_blocks WHERE channel = :channel AND user_id = :user",
+            {"channel": conversation.channel, "user": conversation.user_id},
+        )
+        return cur.rowcount == 1
+
+    def blocked(self, conversation: ConversationKey) -> Block | None:
+        row = self._run(
+            "SELECT reason, actor, at FROM desk_blocks"
+            " WHERE channel = :channel AND user_id = :user",
+            {"channel": conversation.channel, "user": conversation.user_id},
+        ).fetchone()
+        return None if row is None else Block(conversation, row[0], row[1], self._d.dt(row[2]))
+
+    # ratings
+
+    def add_rating(self, rating: Rating) -> bool:
+        """Store a ticket's rating; False (nothing changed) when it was rated before."""
+        cur = self._write(
+            "INSERT INTO ratings (ticket_no, score, comment, at)"
+            " VALUES (:no, :score, :comment, :at) ON CONFLICT (ticket_no) DO NOTHING",
+            {
+                "no": rating.ticket_no,
+                "score": rating.score,
+                "comment": rating.comment,
+                "at": self._d.ts(rating.at),
+            },
+        )
+        return cur.rowcount == 1
+
+    def comment_rating(self, ticket_no: str, comment: str) -> None:
+        """Add the customer's comment to their rating (a comment given already stays)."""
+        self._write(
+            "UPDATE ratings SET comment = :comment WHERE ticket_no = :no AND comment IS NULL",
+            {"no": ticket_no, "comment": comment},
+        )
+
+    def rating(self, ticket_no: str) -> Rating | None:
+        found = self._ratings("ticket_no = :no", {"no": ticket_no})
+        return found[0] if found else None
+
+    def ratings_between(self, start: datetime, end: datetime) -> list[Rating]:
+        """Ratings given in [start, end), oldest first (the reports read them)."""
+        return self._ratings(
+            "at >= :start AND at < :end", {"start": self._d.ts(start), "end": self._d.ts(end)}
+        )
+
+    def _ratings(self, where: str, params: Params) -> list[Rating]:
+        found = self._run(
+            f"SELECT ticket_no, score, at, comment FROM ratings WHERE {where}"
+            " ORDER BY at, ticket_no",
+            params,
+        ).fetchall()
+        return [Rating(r[0], int(r[1]), self._d.dt(r[2]), r[3]) for r in found]
 
     # exactly once
 

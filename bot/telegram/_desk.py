@@ -4,10 +4,20 @@ the customer's messages copied in, the agents' buttons, commands and messages pa
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Chat, Message, ReplyParameters, Update, User
+from telegram import (
+    Bot,
+    CallbackQuery,
+    Chat,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.constants import CallbackQueryLimit
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
@@ -52,6 +62,7 @@ from bot.telegram._processor import ChatLocks
 from bot.telegram._render import render
 
 log = logging.getLogger(__name__)
+NOTE_REACTION = "✍"  # on an agent's message kept as a note (never sent to the customer)
 
 Context = ContextTypes.DEFAULT_TYPE
 ANSWER_LIMIT = int(CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH)
@@ -111,11 +122,13 @@ class TelegramDesk:
         if parsed is None:
             await answer_press(query, None)
             return
-        action, ref = parsed
+        action, ref, choice = parsed
         chat_id = query.message.chat.id if query.message is not None else None
         agent = _agent(query.from_user)
-        done = self.desk.act(agent, chat_id, action, ref, "", dedupe_key(update_id))
+        done = self.desk.act(agent, chat_id, action, ref, choice, dedupe_key(update_id))
         await answer_press(query, done.text or None)
+        if done.choices and isinstance(query.message, Message):
+            await self._reply(bot, query.message, done.text, done.choices)
         await self._finish(bot, done)
 
     async def _message(self, bot: Bot, update_id: int, message: Message) -> None:
@@ -146,9 +159,20 @@ class TelegramDesk:
             _agent_message(message),
             dedupe_key(update_id),
         )
-        if not done.ok and done.text:
-            await self._reply(bot, message, done.text)
+        await self._answer(bot, message, done)
         await self._finish(bot, done)
+
+    async def _answer(self, bot: Bot, message: Message, done: Done) -> None:
+        """Show the agent what became of what they wrote: a note gets ✍, a message sent to the
+        customer a short confirmation; a refusal, a list to pick from or a history its text."""
+        if done.marked == "note":
+            try:
+                await bot.set_message_reaction(message.chat.id, message.message_id, NOTE_REACTION)
+            except TelegramError as exc:  # reactions off in the group: say it in words
+                log.info("agent desk: no reaction in %s: %s", message.chat.id, exc)
+                await self._reply(bot, message, done.text)
+        elif done.text and (not done.ok or not done.announce):
+            await self._reply(bot, message, done.text, done.choices)
 
     async def _command(
         self, bot: Bot, update_id: int, message: Message, name: str, rest: str
@@ -164,6 +188,10 @@ class TelegramDesk:
             thread = message.message_thread_id if message.is_topic_message else None
             await self._send(bot, text, buttons, thread, None)
             return
+        if name == "duty":
+            done = self.desk.duty(_agent(user), message.chat.id, rest)
+            await self._reply(bot, message, done.text)
+            return
         case = self._case_of(message)
         if case is None:
             await self._reply(bot, message, self.desk.texts.t("desk.error.no_case"))
@@ -172,8 +200,7 @@ class TelegramDesk:
         done = self.desk.act(
             _agent(user), message.chat.id, action, case_ref(case), rest, dedupe_key(update_id)
         )
-        if not done.ok and done.text:
-            await self._reply(bot, message, done.text)
+        await self._answer(bot, message, done)
         await self._finish(bot, done)
 
     async def _finish(self, bot: Bot, done: Done) -> None:
@@ -187,6 +214,34 @@ class TelegramDesk:
             await self._say(bot, done.case, done.text)
         if done.case.card_due:
             await self.post_card(bot, done.case)
+        elif done.changed:
+            await self.refresh_card(bot, done.case)
+
+    async def refresh_card(self, bot: Bot, case: DeskCase) -> None:
+        """Edit the posted card to what is true now (status, amount, holder, latest events); a
+        card that no longer fits one message, or that is gone, is posted again instead."""
+        card = self.desk.refreshed(case)
+        if card is None or self.chat_id is None or card.case.chat_id != self.chat_id:
+            return
+        parts = render(Reply("desk", card.text, card.buttons))
+        message_id = card.case.card_message_id
+        assert message_id is not None
+        try:
+            if len(parts) != 1:
+                raise BadRequest("the card no longer fits one message")
+            markup = parts[0].reply_markup or {"inline_keyboard": []}
+            await bot.edit_message_text(
+                parts[0].text,
+                chat_id=self.chat_id,
+                message_id=message_id,
+                reply_markup=InlineKeyboardMarkup.de_json(markup, bot),
+            )
+        except BadRequest as exc:
+            if "not modified" in str(exc):
+                return
+            log.info("agent desk: card of case %s posted again: %s", card.case.case_id, exc)
+            self.desk.card_again(card.case)
+            await self.post_card(bot, card.case)
 
     def _case_of(self, message: Message) -> DeskCase | None:
         """The case of an agent-chat message: its topic, else the case message it replies to."""
@@ -225,14 +280,29 @@ class TelegramDesk:
             log.exception("agent desk: update %s not passed on", incoming.update_id)
 
     async def _copy_in(self, bot: Bot, incoming: Incoming, key: ConversationKey) -> None:
-        """The customer's messages, copied into their case's topic (or under its card)."""
-        case = self.desk.relay_case(key)
-        if case is not None and case.card_due:
-            await self.post_card(bot, case, incoming.name)
-            case = self.desk.case(case)
-        if case is None or self.chat_id is None or case.chat_id != self.chat_id or case.card_due:
-            log.warning("agent desk: no posted case for %s; message not copied", key)
-            return
+        """The customer's messages, copied into their case's topic (or under its card). A topic
+        deleted or closed meanwhile is replaced: the card goes into a new one, then the copies."""
+        case = self.desk.relay_case(key, incoming.inbound.text or _file_word(self.desk, incoming))
+        for attempt in (1, 2):
+            if case is not None and case.card_due:
+                await self.post_card(bot, case, incoming.name)
+                case = self.desk.case(case)
+            if case is None or self.chat_id is None or case.chat_id != self.chat_id:
+                break
+            if case.card_due:
+                break
+            try:
+                await self._copy(bot, incoming, case)
+                return
+            except BadRequest as exc:
+                if case.thread_id is None or attempt == 2:
+                    raise
+                log.warning("agent desk: topic of case %s is gone (%s)", case.case_id, exc)
+                case = self.desk.topic_lost(case)
+        log.warning("agent desk: no posted case for %s; message not copied", key)
+
+    async def _copy(self, bot: Bot, incoming: Incoming, case: DeskCase) -> None:
+        assert self.chat_id is not None
         thread, reply_to = _place(case)
         copied = []
         for message_id in incoming.message_ids:
@@ -256,6 +326,7 @@ class TelegramDesk:
         posted += await self._send_files(bot, info.evidence, thread, reply_to)
         if thread is None:
             self.desk.link(info.case, self.chat_id, posted)
+        await self.refresh_card(bot, info.case)  # the ticket is back in review
 
     # -- cards -------------------------------------------------------------------------------
 
@@ -284,7 +355,25 @@ class TelegramDesk:
             card_id = parts[-1]
             reply_to = None if thread is not None else card_id
             files = await self._send_files(bot, card.evidence, thread, reply_to)
+            if card.mention is not None:
+                files += await self._mention(bot, card.mention, thread, reply_to)
             self.desk.card_posted(case, chat, thread, [card_id, *parts[:-1], *files])
+
+    async def _mention(
+        self, bot: Bot, holder: tuple[int, str], thread: int | None, reply_to: int | None
+    ) -> list[int]:
+        """Mention the agent holding the ticket, so that Telegram notifies them."""
+        user_id, name = holder
+        link = f'<a href="tg://user?id={user_id}">{html.escape(name)}</a>'
+        text = html.escape(self.desk.texts.t("team.assigned", agent="\x00")).replace("\x00", link)
+        assert self.chat_id is not None
+        extra: dict[str, Any] = {"parse_mode": "HTML", "message_thread_id": thread}
+        if reply_to is not None:
+            extra["reply_parameters"] = {
+                "message_id": reply_to,
+                "allow_sending_without_reply": True,
+            }
+        return [await send_text(bot, self.chat_id, text, None, **extra)]
 
     async def _post(self, bot: Bot, card: Card, thread: int | None) -> tuple[int | None, list[int]]:
         if thread is None and self._forum is not False:
@@ -409,15 +498,24 @@ class TelegramDesk:
             sent = await bot.send_document(chat, file_id, caption=caption, **where)
         return sent.message_id
 
-    async def _reply(self, bot: Bot, message: Message, text: str) -> None:
-        """Answer a message where it was written."""
+    async def _reply(
+        self, bot: Bot, message: Message, text: str, buttons: tuple[Button, ...] = ()
+    ) -> None:
+        """Answer a message where it was written (a long text in several messages)."""
+        thread = message.message_thread_id if message.is_topic_message else None
         try:
-            await bot.send_message(
-                message.chat.id,
-                text,
-                message_thread_id=message.message_thread_id if message.is_topic_message else None,
-                reply_parameters=_reply_to(message.message_id),
-            )
+            for part in render(Reply("desk", text, buttons)):
+                await send_text(
+                    bot,
+                    message.chat.id,
+                    part.text,
+                    part.reply_markup,
+                    message_thread_id=thread,
+                    reply_parameters={
+                        "message_id": message.message_id,
+                        "allow_sending_without_reply": True,
+                    },
+                )
         except TelegramError as exc:
             log.warning("agent desk: answer in %s not sent: %s", message.chat.id, exc)
 
@@ -458,4 +556,10 @@ def _agent_message(message: Message) -> AgentMessage:
         text=message.text,
         caption=message.caption,
         captionable=bool(media),
+        forwarded=message.forward_origin is not None,
     )
+
+
+def _file_word(desk: Desk, incoming: Incoming) -> str:
+    """What the history says of a customer's message without text."""
+    return desk.texts.t("team.relay.customer_file", count=len(incoming.message_ids))

@@ -125,9 +125,15 @@ def file_info(name: str, size: int = 200_000, kind: EvidenceKind = EvidenceKind.
     )
 
 
+# the engine's tests run with an agent desk configured (a person can take the chat); the honest
+# answer without one is tested with `agent_desk={"chat_id": None}`
+TEST_DESK = {"chat_id": -1000000000777}
+
+
 def test_config(tmp_path: Path, **overrides: Any) -> Config:
     data = deep_merge(
-        repo_config().model_dump(mode="json"), {"store": {"path": str(tmp_path / "t.sqlite3")}}
+        repo_config().model_dump(mode="json"),
+        {"store": {"path": str(tmp_path / "t.sqlite3")}, "agent_desk": TEST_DESK},
     )
     return parse_config(deep_merge(data, overrides))
 
@@ -272,6 +278,19 @@ def _to_supplement(app: App, chat: Chat) -> None:
     chat.press("补充材料")
 
 
+def _to_rating(app: App, chat: Chat) -> None:
+    """A ticket ended and the desk asked for a rating (a SYSTEM event, as bot/handoff sends)."""
+    ticket = _c1_ticket(app, chat)
+    agent_moves(app, ticket.ticket_no, "reject", reason="有学习记录")
+    chat.command("menu")
+    chat.send(Kind.SYSTEM, command="rating_requested", text=ticket.ticket_no)
+
+
+def _to_rating_comment(app: App, chat: Chat) -> None:
+    _to_rating(app, chat)
+    chat.press("★★★★")
+
+
 def _to_appeal(app: App, chat: Chat) -> None:
     ticket = _c1_ticket(app, chat)
     agent_moves(app, ticket.ticket_no, "reject", reason="有学习记录")
@@ -342,6 +361,8 @@ REACH: dict[str, Callable[[App, Chat], None]] = {
     "appeal.explain": _to_appeal,
     "appeal.upload": _to_appeal_upload,
     "handoff.with_agent": _steps("command:agent"),
+    "rating.ask": _to_rating,
+    "rating.comment": _to_rating_comment,
 }
 
 

@@ -93,9 +93,9 @@ BREAKAGES = {
     ),
     "unknown-global-action": (
         "global.yaml",
-        "actions: [request_handoff]",
-        "actions: [request_handof]",
-        "global.yaml: transitions[0] (agent): unknown action 'request_handof'",
+        "actions: [request_handoff, after_hours]",
+        "actions: [request_handof, after_hours]",
+        "global.yaml: transitions[1] (agent): unknown action 'request_handof'",
     ),
     "unknown-view": (
         "apply.yaml",
@@ -223,6 +223,7 @@ def test_the_shipped_flows_load_and_every_key_they_use_exists() -> None:
         "supplement",
         "appeal",
         "handoff",
+        "rating",
     }
     assert catalog.problems(flows.message_keys) == []
     assert default_catalog().problems(flows.message_keys) == []

@@ -144,12 +144,15 @@ def test_press_tokens_round_trip_and_fit_in_callback_data() -> None:
     for action in Action:
         for ref in ("T20261124-0007", "c123456789"):
             token = press_token(action, ref)
-            assert parse_press(token) == (action, ref)
+            assert parse_press(token) == (action, ref, "")
             assert len(token.encode()) <= 64
+            chosen = press_token(action, ref, "outside_seven_days")
+            assert parse_press(chosen) == (action, ref, "outside_seven_days")
+            assert len(chosen.encode()) <= 64
     for junk in ("", "d:", "d:zz:T1", "d:ap:", "ab12cd.0", "x:ap:T1"):
         assert parse_press(junk) is None
     assert set(COMMAND_ACTIONS.values()) == set(Action) - {Action.OPEN}
-    assert {*COMMAND_ACTIONS, "queue"} == DESK_COMMANDS
+    assert {*COMMAND_ACTIONS, "queue", "duty"} == DESK_COMMANDS
 
 
 def test_only_an_agent_in_the_agent_chat_may_act(tmp_path: Path, clock: FixedClock) -> None:
@@ -201,7 +204,7 @@ def test_a_customer_without_a_ticket_has_a_case_of_their_own(desk: Desk, chat: C
     assert card is not None and card.topic_name == "Telegram 1001 · 咨询"
     assert "👤 客户:Telegram 1001(未验证身份) · 语言 zh-CN" in card.text
     assert "🎫 还没有售后单" in card.text
-    assert [b.label for b in card.buttons] == ["交还机器人"]
+    assert [b.label for b in card.buttons] == ["标准回复…", "交还机器人", "完整记录"]
     named = desk.card(case, "Zhang San")
     assert named is not None and named.topic_name == "Zhang San · 咨询"
 
@@ -234,6 +237,47 @@ def test_claim_sets_the_holder_audits_and_tells_the_customer_in_their_language(
     assert outbox(app, chat)[-1]["text"] == f"客服 王五 已开始处理你的售后单 {filed}。"
 
 
+AGENT_STICKER = AgentMessage(GROUP, 13)
+TYPED_ONLY = (Action.NOTE, Action.BLOCK, Action.UNBLOCK)  # commands with no button on the card
+
+
+def test_every_configured_standard_text_exists_in_both_catalogs(app: App) -> None:
+    catalog = default_catalog()
+    desk = app.config.agent_desk
+    keys = [
+        f"standard.{kind}.{name}"
+        for kind, names in (
+            ("reject", desk.reject_reasons),
+            ("need", desk.need_requests),
+            ("reply", desk.replies),
+        )
+        for name in names
+    ]
+    assert len(keys) == 9
+    assert [k for k in keys if not catalog.has(k)] == []  # has: in every locale
+
+
+def test_reject_and_need_without_text_offer_the_standard_texts_and_change_nothing(
+    app: App, desk: Desk, chat: Chat, filed: str
+) -> None:
+    handed_off(desk, chat)
+    before = outbox(app, chat)
+    for action, names, first in (
+        (Action.REJECT, app.config.agent_desk.reject_reasons, "提供的材料看不清或不完整"),
+        (Action.NEED, app.config.agent_desk.need_requests, "请上传订单详情页的截图"),
+    ):
+        done = act(desk, action, filed, " ")
+        assert done.ok and done.choices
+        assert [parse_press(b.token) for b in done.choices] == [
+            (action, filed, name) for name in names
+        ]
+        assert done.choices[0].label.startswith(first[:10])
+    with app.store.unit_of_work() as uow:
+        ticket = uow.ticket(filed)
+        assert ticket is not None and ticket.status is TicketStatus.SUBMITTED
+    assert outbox(app, chat) == before
+
+
 def test_a_refused_action_changes_nothing(app: App, desk: Desk, chat: Chat, filed: str) -> None:
     handed_off(desk, chat)
     before = outbox(app, chat)
@@ -241,8 +285,6 @@ def test_a_refused_action_changes_nothing(app: App, desk: Desk, chat: Chat, file
         (Action.APPROVE, "200", "金额超过了实付金额减已退款的上限。(上限 ¥198.00)"),
         (Action.APPROVE, "0", "金额必须大于 0。(上限 ¥198.00)"),
         (Action.APPROVE, "九十", "金额格式不对,例如 /approve 91.67"),
-        (Action.REJECT, "", "驳回需要理由:在话题里发送 /reject 理由"),
-        (Action.NEED, " ", "请写明需要什么材料:在话题里发送 /need 要补充的材料"),
         (Action.REFUNDED, "", f"{filed} 现在是「已提交」,这个操作已不可用,什么也没有改。"),
     ):
         assert act(desk, action, filed, arg) == Done(False, why)
@@ -317,21 +359,26 @@ def test_an_agents_message_is_signed_and_copied_and_brings_the_person_in(
     def relay(message: AgentMessage) -> Done:
         return desk.relay_to_customer(WANG, GROUP, case, message, f"test:{next(_updates)}")
 
-    assert relay(AgentMessage(GROUP, 11, text="您好")).ok
+    assert relay(AgentMessage(GROUP, 11, text="> 您好")).ok
     assert chat.state == "handoff.with_agent"  # the customer's replies go to the agent now
     payloads = outbox(app, chat)
     texts = [p["text"] for p in payloads[-3:]]
     assert texts[0] == "客服 王五 已接入,接下来由 TA 在这里为你服务。"
     assert texts[-1] == "您好\n\n—— 客服 王五"
 
-    relay(AgentMessage(GROUP, 12, caption="示例截图", captionable=True))
-    relay(AgentMessage(GROUP, 13))  # a sticker: copied, then signed
+    relay(AgentMessage(GROUP, 12, caption="> 示例截图", captionable=True))
+    relay(
+        AgentMessage(GROUP, 14, caption=">", captionable=True)
+    )  # addressed, no caption of its own
     # the desk says what to copy and who signs it; how a caption fits is the transport's business
     copies = [Reply.from_payload(p) for p in outbox(app, chat)[-2:]]
     assert copies[0].copy == Copy(GROUP, 12, "示例截图", captionable=True)
-    assert copies[1].copy == Copy(GROUP, 13, None, captionable=False)
+    assert copies[1].copy == Copy(GROUP, 14, None, captionable=True)
     assert [c.text for c in copies] == ["—— 客服 王五", "—— 客服 王五"]
     assert "joined" not in " ".join(c.text for c in copies)
+    sent = len(outbox(app, chat))
+    assert relay(AGENT_STICKER).marked == "note"  # a sticker cannot be addressed: a note
+    assert len(outbox(app, chat)) == sent
 
 
 def test_a_relay_without_a_customer_chat_is_refused(
@@ -340,7 +387,8 @@ def test_a_relay_without_a_customer_chat_is_refused(
     _, high, _ = file_more(app, clock)  # filed in the store: the customer never chatted
     opened = act(desk, Action.OPEN, high)
     assert opened.ok and opened.case is not None and opened.case.card_due
-    done = desk.relay_to_customer(WANG, GROUP, opened.case, AgentMessage(GROUP, 1, text="hi"), "k")
+    message = AgentMessage(GROUP, 1, text="> hi")
+    done = desk.relay_to_customer(WANG, GROUP, opened.case, message, "k")
     assert done == Done(False, "找不到客户的会话,消息没有转出。")
 
 
@@ -425,13 +473,17 @@ def test_every_desk_text_exists_in_both_locales_with_the_same_placeholders() -> 
     }
     built = (
         [f"desk.priority.{p.value}" for p in Priority]
-        + [f"desk.button.{a.value}" for a in Action]
+        + [f"desk.button.{a.value}" for a in Action if a not in TYPED_ONLY]
         + [
             f"desk.why.{r}"
             for r in ("customer_asked", "appeal", "payout_overdue", "queue", "agent")
         ]
         + [f"desk.channel.{c}" for c in ("wechat", "alipay", "bank_card")]
         + [f"timeline.{k}" for k in ("overdue_announced", "payout_overdue", "handoff_returned")]
+        + [f"team.language.{locale}" for locale in catalog.locales]
+        + [f"team.duty.{on}" for on in ("on", "off")]
+        + [f"team.history.{kind}" for kind in ("note", "to_customer", "from_customer")]
+        + [f"team.history.{kind}" for kind in ("blocked", "unblocked")]
     )
     assert {"desk.error.stale", "handoff.joined", "desk.card.head"} <= named
     assert sorted(k for k in {*named, *built} if not catalog.has(k)) == []

@@ -101,7 +101,9 @@ async def test_a_handoff_opens_a_topic_with_the_case_card_and_the_evidence(
         ("通过 ¥198.00", f"d:ap:{NO}"),
         ("驳回…", f"d:rj:{NO}"),
         ("要补充材料…", f"d:nd:{NO}"),
+        ("标准回复…", f"d:re:{NO}"),
         ("交还机器人", f"d:rt:{NO}"),
+        ("完整记录", f"d:hi:{NO}"),
     ]
     # the evidence, re-sent by file_id into the topic
     (photo,) = tg.to(GROUP_ID, "sendPhoto")
@@ -150,12 +152,12 @@ async def test_messages_go_both_ways_signed_and_the_bot_stays_quiet(
     assert copies[0]["message_id"] == said["message"]["message_id"]
     assert copies[2]["message_id"] < copies[3]["message_id"]
 
-    await agents.say(AGENT1, "您好,我来帮您核实。", thread)
+    await agents.say(AGENT1, "> 您好,我来帮您核实。", thread)
     assert customer_texts(tg)[-2:] == [
         "王五 from customer service has joined and will help you here.",
         "您好,我来帮您核实。\n\n— 王五, customer service",
     ]
-    await agents.photo(AGENT2, "how-to", thread, caption="这样截图")
+    await agents.photo(AGENT2, "how-to", thread, caption=">这样截图")
     (copied,) = tg.to(ALICE.id, "copyMessage")
     assert copied["from_chat_id"] == GROUP_ID
     assert copied["caption"] == "这样截图\n\n— 赵六, customer service"
@@ -173,7 +175,7 @@ async def test_an_agent_writing_to_a_customer_who_left_brings_the_person_back(
     harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
     await harness.press(ALICE, "End chat with agent")
-    await agents.say(AGENT1, "还在吗?截图我收到了。", thread)
+    await agents.say(AGENT1, "> 还在吗?截图我收到了。", thread)
     assert harness.state(ALICE) == "handoff.with_agent"
     assert "王五 from customer service has joined" in "\n".join(customer_texts(tg)[-3:])
     assert customer_texts(tg)[-1] == "还在吗?截图我收到了。\n\n— 王五, customer service"
@@ -206,8 +208,9 @@ async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
     assert (
         "the agent asks you to add documents:\n请上传会员权益页面的截图" in customer_texts(tg)[-1]
     )
-    assert (
-        tg.texts(GROUP_ID, thread)[-1] == f"✅ 赵六 请客户补充材料({NO}):请上传会员权益页面的截图"
+    assert tg.texts(GROUP_ID, thread)[-1] == (
+        f"✅ 赵六 请客户补充材料({NO}):请上传会员权益页面的截图\n"
+        "⚠️ 客户用的是英文,你写的不是:客户会原样收到。"
     )
 
     await harness.process(up.photo(ALICE, "benefits-page"))
@@ -239,11 +242,13 @@ async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
     (paid,) = ledger(harness)
     assert (paid.idempotency_key, paid.state) == (f"{NO}/payout/0", RefundState.PAID)
     assert ticket(harness, NO).status is TicketStatus.REFUNDED
-    mark = events(harness, NO)[-1]
+    mark, asked = events(harness, NO)[-2:]
     assert (mark.kind, mark.actor) == ("mark_refunded", "agent:9002")
     assert mark.data == {"idempotency_key": f"{NO}/payout/0", "amount_fen": 9167}
+    assert (asked.kind, asked.actor) == ("rating_asked", "system")  # the ticket ended
     told = len(customer_texts(tg))
-    assert customer_texts(tg)[-1].startswith("The refund of ¥91.67 for request")
+    assert customer_texts(tg)[-2].startswith("The refund of ¥91.67 for request")
+    assert customer_texts(tg)[-1].startswith(f"Your request {NO} is done.")
 
     # a second mark does nothing, and says so
     await agents.say(AGENT1, "/refunded", thread)
@@ -256,8 +261,8 @@ async def test_claim_ask_for_more_supplement_approve_and_mark_refunded_twice(
 async def test_reject_needs_a_reason_tells_the_customer_and_the_appeal_reopens_the_topic(
     harness: ShopHarness, tg: FakeTelegram, agents: Agents, thread: int
 ) -> None:
-    await agents.press(AGENT1, "驳回")
-    assert tg.answers()[-1] == "驳回需要理由:在话题里发送 /reject 理由"
+    await agents.press(AGENT1, "驳回")  # the standard reasons to pick from; nothing moves yet
+    assert tg.answers()[-1].startswith("选一个驳回理由")
     assert ticket(harness, NO).status is TicketStatus.SUBMITTED
 
     await agents.say(AGENT1, "/reject 截图看不出权益缺失", thread)
@@ -357,7 +362,7 @@ async def test_the_same_desk_update_twice_has_effect_once(
     await harness.process(press)
     await harness.process(press)  # Telegram delivers it again
     assert [e.kind for e in events(harness, NO)].count("claim") == 1
-    said = harness.updates.text(AGENT1, "请稍等", FORUM, thread=thread)
+    said = harness.updates.text(AGENT1, "> 请稍等", FORUM, thread=thread)
     await harness.process(said)
     await harness.process(said)
     assert customer_texts(tg).count("请稍等\n\n— 王五, customer service") == 1
@@ -436,7 +441,12 @@ async def test_an_overdue_payout_opens_the_case_with_priority_and_offers_the_cus
     overdue_card = str(card(tg, thread)["text"])
     assert overdue_card.startswith("🆘 ⚠️ 退款超时,请优先处理")
     assert "· ⚠️已超时" in overdue_card
-    assert [label for label, _ in buttons(card(tg, thread))] == ["已退款", "交还机器人"]
+    assert [label for label, _ in buttons(card(tg, thread))] == [
+        "已退款",
+        "标准回复…",
+        "交还机器人",
+        "完整记录",
+    ]
 
     # the customer takes the offer: the person they reach is on that ticket's case
     await harness.press(ALICE, "Talk to an agent")
@@ -469,7 +479,7 @@ async def test_a_group_without_topics_keeps_each_case_in_the_replies_to_its_card
     copy_id = next(c.result["message_id"] for c in tg.calls if c.method == "copyMessage")
 
     # an agent answers by replying to the customer's copied message, or to the card
-    await agents.say(AGENT1, "在的,请稍等", chat=PLAIN_GROUP, reply_to=copy_id)
+    await agents.say(AGENT1, ">在的,请稍等", chat=PLAIN_GROUP, reply_to=copy_id)
     assert customer_texts(tg)[-1] == "在的,请稍等\n\n— 王五, customer service"
     await agents.say(AGENT2, "/approve 100", chat=PLAIN_GROUP, reply_to=card_id)
     assert ticket(harness, NO).approved_fen == 10000
@@ -531,7 +541,7 @@ async def test_a_card_that_could_not_be_posted_is_posted_by_the_job(
 # -- the queue --------------------------------------------------------------------------------
 
 
-async def test_the_queue_lists_open_tickets_by_priority_then_deadline_with_who_holds_them(
+async def test_the_queue_lists_unassigned_first_then_by_priority_and_deadline_with_holders(
     harness: ShopHarness, tg: FakeTelegram, agents: Agents, clock: FixedClock
 ) -> None:
     await file_ticket(harness)  # normal, review due 2026-11-27
@@ -543,14 +553,14 @@ async def test_the_queue_lists_open_tickets_by_priority_then_deadline_with_who_h
     await agents.say(AGENT1, "/queue")
     listing = tg.texts(GROUP_ID)[-1]
     assert listing.split("\n") == [
-        "待处理售后单 4 张(按优先级、审核截止日):",
-        f"1. {high} · 高 · 审核中 · 截止 2026-11-25 · 赵六",
-        f"2. {fast} · 快速 · 已提交 · 截止 2026-11-25 · 未认领",
-        f"3. {NO} · 普通 · 已提交 · 截止 2026-11-27 · 未认领",
-        f"4. {late} · 普通 · 已提交 · 截止 2026-11-30 · 未认领",
+        "待处理售后单 4 张(超时、未认领的在前,再按优先级、审核截止日):",
+        f"1. {fast} · 快速 · 已提交 · 截止 2026-11-25 · 未认领",
+        f"2. {NO} · 普通 · 已提交 · 截止 2026-11-27 · 未认领",
+        f"3. {late} · 普通 · 已提交 · 截止 2026-11-30 · 未认领",
+        f"4. {high} · 高 · 审核中 · 截止 2026-11-25 · 赵六",
     ]
     assert [label for label, _ in buttons(tg.to(GROUP_ID, "sendMessage")[-1])] == [
-        f"打开 {n}" for n in (high, fast, NO, late)
+        f"打开 {n}" for n in (fast, NO, late, high)
     ]
 
 
