@@ -74,6 +74,14 @@ def build(
         handoffs = uow.handoff_reasons(begin, stop)
         backlog = uow.backlog(today)
         agents = uow.agent_names()
+        # the desk's satisfaction scores given in the period, each to the agent who last acted
+        # on the rated ticket (its decision or payout)
+        ratings = uow.ratings_between(begin, stop)
+        scores: dict[str, list[int]] = {}
+        for rating in ratings:
+            actors = [e.actor for e in uow.events_of(rating.ticket_no) if _is_agent(e.actor)]
+            if actors:
+                scores.setdefault(actors[-1], []).append(rating.score)
     day = _local_day
     working_days = functools.lru_cache(maxsize=None)(cal.working_days_between)
 
@@ -195,9 +203,21 @@ def build(
                 "median_first_response_minutes": _median(
                     [round(m) for m in a.first_responses_minutes]
                 ),
-                "rating": None,
+                "rating": _mean(scores.get(a.actor, [])),
             }
             for a in agent_facts
         ],
-        "ratings": "no ratings recorded",
+        "ratings": {
+            "count": len(ratings),
+            "average": _mean([r.score for r in ratings]),
+            "by_score": {str(n): sum(r.score == n for r in ratings) for n in range(1, 6)},
+        },
     }
+
+
+def _is_agent(actor: str) -> bool:
+    return actor.startswith("agent:")
+
+
+def _mean(values: list[int]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from bot.calendar import WorkingCalendar
 from bot.cli import main
 from bot.reports import as_csv, as_json, as_text, build, flatten, percentile
-from bot.store import Store
+from bot.store import Rating, Store
 
 from .conftest import CONFIG, FROM, NOW, TO
 
@@ -97,7 +98,25 @@ def test_funnel_handoffs_and_agents(histories: Store) -> None:
             "rating": None,
         },
     ]
-    assert f["ratings"] == "no ratings recorded"
+    assert f["ratings"] == {
+        "count": 0,
+        "average": None,
+        "by_score": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0},
+    }
+
+
+def test_ratings_go_to_the_agent_who_last_acted_on_the_ticket(histories: Store) -> None:
+    with histories.unit_of_work() as uow:
+        uow.add_rating(Rating("T20260930-0001", 3, NOW - timedelta(days=9)))  # agent 7 approved
+        uow.add_rating(Rating("T20261009-0001", 5, NOW - timedelta(days=8)))  # agent 8 paid it
+        uow.add_rating(Rating("T20261012-0001", 4, NOW))  # after the period: not counted
+    f = figures(histories)
+    assert f["ratings"] == {
+        "count": 2,
+        "average": 4.0,
+        "by_score": {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1},
+    }
+    assert {a["agent"]: a["rating"] for a in f["agents"]} == {"小王": 3.0, "8": 5.0}
 
 
 def test_every_format_shows_the_same_figures(histories: Store) -> None:
