@@ -86,16 +86,26 @@ def build_bot(
     jobs = application.job_queue
     if jobs is None:  # pragma: no cover - the job-queue extra is a dependency
         raise RuntimeError('install "python-telegram-bot[job-queue]"')
+    # each tick runs on one worker at a time (adapter.once: a lease per job)
     jobs.run_repeating(
-        adapter.deliver_job, interval=settings.outbox_interval_seconds, name="outbox"
+        adapter.once("outbox", adapter.deliver_job),
+        interval=settings.outbox_interval_seconds,
+        name="outbox",
     )
     jobs.run_repeating(
-        adapter.reminder_job, interval=settings.reminder_interval_seconds, name="reminders"
+        adapter.once("reminders", adapter.reminder_job),
+        interval=settings.reminder_interval_seconds,
+        name="reminders",
     )
-    jobs.run_repeating(adapter.prune_job, interval=PRUNE_EVERY, first=PRUNE_FIRST, name="prune")
+    jobs.run_repeating(
+        adapter.once("prune", adapter.prune_job),
+        interval=PRUNE_EVERY,
+        first=PRUNE_FIRST,
+        name="prune",
+    )
     # the deadlines live in the store: a restart re-arms this job and repeats nothing done
     jobs.run_repeating(
-        adapter.desk.deadline_job,
+        adapter.once("deadlines", adapter.desk.deadline_job),
         interval=app.config.agent_desk.deadline_check_seconds,
         first=settings.outbox_interval_seconds,
         name="deadlines",

@@ -11,8 +11,9 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.clock import Clock
 from bot.engine import Reply
-from bot.store import OutboxMessage, Store
+from bot.store import Lease, OutboxMessage, Store
 from bot.telegram._api import send_text
+from bot.telegram._offloop import leased
 from bot.telegram._parse import CHANNEL
 from bot.telegram._processor import ChatLocks
 from bot.telegram._render import copy_caption, has_contact_request, render
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 BATCH = 100
 RECORD_WITHIN = 0.2  # seconds: a delivered message is marked sent in the database by then
 RECORD_RETRY = 1.0  # seconds: after a failure to write the records
+# another worker delivers a chat we have messages for: look again this often, this long at most
+# (it may have read the chat's queue before our turn committed); past that the sweep sends them
+LEASE_RETRY = 0.01
+LEASE_WAIT = 5.0
 
 
 class Outbox:
@@ -34,6 +39,13 @@ class Outbox:
     # (network, a flood wait past the rate limiter's retries) leaves the recipient's messages
     # queued, in order, for the next round; a permanent one (the customer blocked the bot, the chat
     # is gone) is logged and dropped so that it cannot hold back later messages forever.
+    #
+    # Several workers on one database (PostgreSQL): a recipient's queue is delivered by the one
+    # worker holding its lease (`Store.lease`, a session advisory lock), in outbox order, each
+    # delivery recorded (committed) before the next message and before the lease is let go. The
+    # window for a duplicate is one message per recipient being delivered: a worker killed after
+    # Telegram accepted a message and before its record committed; the next holder sends it again.
+    # On SQLite (one process) a record rides on the next unit of work as described above.
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
@@ -44,6 +56,7 @@ class Outbox:
         # takes it away (kept in memory: after a restart the one-time keyboard is hidden anyway)
         self._reply_keyboards: set[str] = set()
         self._record: asyncio.TimerHandle | None = None  # the flush of the delivery records
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def reply_keyboard_shown(self, recipient: str) -> None:
         """Remember that the chat may show a reply keyboard (e.g. the customer just used it)."""
@@ -57,8 +70,7 @@ class Outbox:
         total = 0
         stuck: set[str] = set()
         while True:
-            with self._store.unit_of_work() as uow:
-                pending = uow.pending_outbox(BATCH, CHANNEL)
+            pending = await asyncio.to_thread(self._pending, None)
             recipients = list(
                 dict.fromkeys(m.recipient for m in pending if m.recipient not in stuck)
             )
@@ -70,31 +82,51 @@ class Outbox:
                 if not done:
                     stuck.add(each)
 
+    def _pending(self, recipient: str | None) -> list[OutboxMessage]:
+        with self._store.unit_of_work() as uow:
+            return uow.pending_outbox(BATCH, CHANNEL, recipient)
+
     async def _deliver_to(self, bot: Bot, recipient: str) -> tuple[int, bool]:
         """(messages handled, whether the recipient's queue is empty now)."""
         try:
             chat_id = int(recipient)
         except ValueError:
             chat_id = None
-        sent = 0
+        waited = 0.0
         async with self._locks.hold(chat_id or 0):
             while True:
-                with self._store.unit_of_work() as uow:
-                    pending = uow.pending_outbox(BATCH, CHANNEL, recipient)
-                if not pending:
-                    return sent, True
-                for i, message in enumerate(pending):
-                    if chat_id is None:
-                        log.error(
-                            "outbox %s: %r is no chat id; dropped", message.outbox_id, recipient
-                        )
-                    elif await self._send(bot, chat_id, message, pending[i + 1 :]):
-                        sent += 1
-                    else:
-                        return sent, False
-                    self._mark_sent(message)
-                if len(pending) < BATCH:  # that was all; a writer after the read delivers its own
-                    return sent, True
+                async with leased(self._store, f"outbox:{CHANNEL}:{recipient}") as lease:
+                    if lease is not None:
+                        return await self._deliver_leased(bot, lease, chat_id, recipient)
+                # another worker is sending to this chat: wait until it has sent ours too, or
+                # let go of the chat and take it over
+                if not await asyncio.to_thread(self._pending, recipient):
+                    return 0, True
+                if waited >= LEASE_WAIT:
+                    return 0, False
+                await asyncio.sleep(LEASE_RETRY)
+                waited += LEASE_RETRY
+
+    async def _deliver_leased(
+        self, bot: Bot, lease: Lease, chat_id: int | None, recipient: str
+    ) -> tuple[int, bool]:
+        sent = 0
+        while True:
+            pending = await asyncio.to_thread(lease.pending_outbox, BATCH, CHANNEL, recipient)
+            if not pending:
+                return sent, True
+            for i, message in enumerate(pending):
+                if chat_id is None:
+                    log.error("outbox %s: %r is no chat id; dropped", message.outbox_id, recipient)
+                elif await self._send(bot, chat_id, message, pending[i + 1 :]):
+                    sent += 1
+                else:
+                    return sent, False
+                assert message.outbox_id is not None  # read back from the store
+                await asyncio.to_thread(lease.record_sent, message.outbox_id, self._clock.now())
+                self._schedule_record()
+            if len(pending) < BATCH:  # that was all; a writer after the read sends its own (or
+                return sent, True  # waits for this lease to end and sends it then)
 
     async def _send(
         self, bot: Bot, chat_id: int, message: OutboxMessage, later: list[OutboxMessage]
@@ -143,19 +175,32 @@ class Outbox:
             self._reply_keyboards.discard(recipient)
         return True
 
-    def _mark_sent(self, message: OutboxMessage) -> None:
-        assert message.outbox_id is not None  # read back from the store
-        self._store.mark_sent_soon([message.outbox_id], self._clock.now())
+    def _schedule_record(self) -> None:
+        """Records held by the store (SQLite: see Store.mark_sent_soon) are written by then."""
         if self._record is None:
-            self._record = asyncio.get_running_loop().call_later(RECORD_WITHIN, self.record_now)
+            self._record = asyncio.get_running_loop().call_later(RECORD_WITHIN, self._record_due)
+
+    def _record_due(self) -> None:
+        self._record = None
+        task = asyncio.create_task(self._record_in_thread())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._store.flush)
+        except Exception:  # e.g. the database is busy: try again shortly, turns may meanwhile
+            log.exception("outbox: delivery records not written; trying again")
+            if self._record is None:
+                loop = asyncio.get_running_loop()
+                self._record = loop.call_later(RECORD_RETRY, self._record_due)
 
     def record_now(self) -> None:
-        """Write the delivery records still held (if the next turn has not done it yet)."""
+        """Write the delivery records still held (at start and stop: nothing else runs)."""
         if self._record is not None:
             self._record.cancel()
             self._record = None
         try:
             self._store.flush()
-        except Exception:  # e.g. the database is busy: try again shortly, turns may meanwhile
-            log.exception("outbox: delivery records not written; trying again")
-            self._record = asyncio.get_running_loop().call_later(RECORD_RETRY, self.record_now)
+        except Exception:
+            log.exception("outbox: delivery records not written; those messages may go again")
