@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from bot.telegram._api import quiet_typed_method_warning
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 from bot.telegram._ratelimit import PerChatRateLimiter
 from bot.telegram._updates import SkippedUpdates, TolerantUpdates, quiet_webhook_parse_failures
+from bot.telegram._webhook import serve_webhook
 
 # customers and agents alike send messages and press buttons; the desk needs no other update
 # (chat_member and the like are left out: who may act is the config's allow-list, not the group's)
@@ -37,6 +39,10 @@ PRUNE_FIRST = timedelta(minutes=5)
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
+POLLING_TAKEN = (
+    "refund-bot run: another worker is already polling Telegram with this database; polling has"
+    " one consumer. Stop it, or run several workers with telegram.mode: webhook"
+)
 
 
 @dataclass
@@ -114,7 +120,7 @@ def build_bot(
 
 
 def webhook_options(config: Config, secret: str) -> dict[str, Any]:
-    """Arguments of `run_webhook` / `Updater.start_webhook`: PTB's server checks the secret."""
+    """Arguments of `serve_webhook` (and of PTB's `run_webhook`): the server checks the secret."""
     hook = config.telegram.webhook
     return {
         "listen": hook.listen,
@@ -151,7 +157,9 @@ def run(
     request: BaseRequest | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """`refund-bot run`: long polling, or PTB's webhook server; 2 when a secret is missing."""
+    """`refund-bot run`: long polling, or the webhook server (bot/telegram/_webhook.py: answers
+    after the turn committed, so several workers can share a URL); 2 when a secret is missing
+    or another worker is already polling the same database."""
     problems = secret_problems(config, secrets)
     for problem in problems:
         print(f"refund-bot run: {problem}", file=stderr or sys.stderr)
@@ -163,9 +171,15 @@ def run(
         bot = build_bot(app, secrets.token, request=request, get_updates_request=request)
         if config.telegram.mode == "webhook":
             assert secrets.webhook_secret is not None
-            bot.application.run_webhook(**webhook_options(config, secrets.webhook_secret))
+            options = webhook_options(config, secrets.webhook_secret)
+            asyncio.run(serve_webhook(bot.application, options))
         else:
-            bot.application.run_polling(allowed_updates=ALLOWED_UPDATES)
+            # getUpdates has one consumer: a second polling worker on the database is refused
+            with app.store.lease("polling") as polling:
+                if polling is None:
+                    print(POLLING_TAKEN, file=stderr or sys.stderr)
+                    return 2
+                bot.application.run_polling(allowed_updates=ALLOWED_UPDATES)
     finally:
         app.close()
     return 0
