@@ -110,7 +110,7 @@ class PostgresStore(SqlStore[PgConnection]):
 
     @classmethod
     def open(
-        cls, dsn: str, *, clock: Clock | None = None, min_size: int = 1, max_size: int = 8
+        cls, dsn: str, *, clock: Clock | None = None, min_size: int = 1, max_size: int = 16
     ) -> PostgresStore:
         """Connect to the database at `dsn` (a `postgresql://` URL), migrate it, and keep a pool
         of `min_size`..`max_size` connections. StoreError when it cannot be reached."""

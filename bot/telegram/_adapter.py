@@ -23,7 +23,7 @@ from bot.telegram._commands import register_commands
 from bot.telegram._desk import TelegramDesk, answer_press
 from bot.telegram._files import EvidenceDownloads
 from bot.telegram._flood import IncomingLimit, Verdict
-from bot.telegram._offloop import BUSY_RETRY_DELAYS, leased, retrying
+from bot.telegram._offloop import BUSY_RETRY_DELAYS, leased, retrying, use_store_threads
 from bot.telegram._outbox import Outbox
 from bot.telegram._parse import Incoming, conversation_key, dedupe_key, parse_update
 from bot.telegram._processor import ChatLocks
@@ -116,6 +116,7 @@ class TelegramAdapter:
 
     async def start_up(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """post_init: register the command menu, send what was committed but not sent."""
+        use_store_threads(asyncio.get_running_loop())
         try:
             await register_commands(application.bot, self.app.config.locale)
         except TelegramError as exc:  # the menu is a convenience: the bot works without it

@@ -20,6 +20,20 @@ T = TypeVar("T")
 # pauses between attempts of a turn that met a busy database; after the last, the customer gets
 # the apology (with SQLite's 5 s busy timeout: about 25 s of trying in all)
 BUSY_RETRY_DELAYS: Final = (0.1, 0.3, 1.0, 3.0)
+# threads running the store's work (the event loop's default executor, set at start): each holds
+# at most one pooled connection, and so does each lease held across awaits (outbox recipients at
+# once, one per job, polling), so that the PostgreSQL pool (max 16) is never waited on forever
+STORE_THREADS: Final = 6
+
+
+def use_store_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """Run `asyncio.to_thread` work of this loop on STORE_THREADS threads (once per loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if getattr(loop, "_store_threads", False):
+        return
+    loop.set_default_executor(ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store"))
+    loop._store_threads = True  # type: ignore[attr-defined]
 
 
 async def retrying(

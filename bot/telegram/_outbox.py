@@ -27,6 +27,9 @@ RECORD_RETRY = 1.0  # seconds: after a failure to write the records
 # (it may have read the chat's queue before our turn committed); past that the sweep sends them
 LEASE_RETRY = 0.01
 LEASE_WAIT = 5.0
+# recipients delivered at once by this process: each holds a pooled connection for its lease
+# (see bot/telegram/_offloop.py STORE_THREADS: threads + leases stay within the pool)
+LEASES_AT_ONCE = 4
 
 
 class Outbox:
@@ -57,6 +60,7 @@ class Outbox:
         self._reply_keyboards: set[str] = set()
         self._record: asyncio.TimerHandle | None = None  # the flush of the delivery records
         self._tasks: set[asyncio.Task[None]] = set()
+        self._leases = asyncio.Semaphore(LEASES_AT_ONCE)
 
     def reply_keyboard_shown(self, recipient: str) -> None:
         """Remember that the chat may show a reply keyboard (e.g. the customer just used it)."""
@@ -95,7 +99,10 @@ class Outbox:
         waited = 0.0
         async with self._locks.hold(chat_id or 0):
             while True:
-                async with leased(self._store, f"outbox:{CHANNEL}:{recipient}") as lease:
+                async with (
+                    self._leases,
+                    leased(self._store, f"outbox:{CHANNEL}:{recipient}") as lease,
+                ):
                     if lease is not None:
                         return await self._deliver_leased(bot, lease, chat_id, recipient)
                 # another worker is sending to this chat: wait until it has sent ours too, or
