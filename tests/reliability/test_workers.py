@@ -77,9 +77,9 @@ class Worker:
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
     def _spawn(self, log: Any) -> subprocess.Popen[str]:
+        args = [self.url, str(self.port), str(self.journal), "--clock-minutes", str(self.minutes)]
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.worker", self.url, str(self.port)]
-            + [str(self.journal), "--clock-minutes", str(self.minutes)],
+            [sys.executable, "-m", "tests.reliability.worker", *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -251,9 +251,7 @@ def delivery_problems(url: str, got: list[dict[str, Any]], killed: set[int]) -> 
     return found
 
 
-def test_three_workers_killed_at_random_moments(
-    pg: Databases, tmp_path: Path
-) -> None:
+def test_three_workers_killed_at_random_moments(pg: Databases, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     note = f"(RELIABILITY_SEED={SEED})"
     started = time.monotonic()
