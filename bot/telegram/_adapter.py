@@ -191,7 +191,8 @@ class TelegramAdapter:
         # again with backoff, and only when it stays busy does the customer get the apology
         result = await retrying(self.busy_retry_delays, self.engine.handle, inbound)
         # Committed. From here on a failure must not stop the delivery of what was committed.
-        await asyncio.to_thread(self._record_processed, also_processed)
+        if also_processed:
+            await asyncio.to_thread(self._record_processed, also_processed)
         if query is not None:
             await self._answer(query, result.button_answer)
             if not result.duplicate and result.button_answer is None:

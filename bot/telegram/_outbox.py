@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, TelegramError
@@ -13,7 +14,6 @@ from bot.clock import Clock
 from bot.engine import Reply
 from bot.store import Lease, OutboxMessage, Store
 from bot.telegram._api import send_text
-from bot.telegram._offloop import leased
 from bot.telegram._parse import CHANNEL
 from bot.telegram._processor import ChatLocks
 from bot.telegram._render import copy_caption, has_contact_request, render
@@ -32,6 +32,47 @@ LEASE_WAIT = 5.0
 LEASES_AT_ONCE = 4
 
 
+class _Held:
+    """A recipient's lease (Store.lease) as the outbox uses it, each step one call from a store
+    thread: take it and read the queue; record deliveries and read on; record and let go."""
+
+    def __init__(self, store: Store, recipient: str) -> None:
+        self._recipient = recipient
+        self._manager = store.lease(f"outbox:{CHANNEL}:{recipient}")
+        self._lease: Lease | None = None
+
+    def open(self) -> list[OutboxMessage] | None:
+        """The recipient's first pending messages; None: another process holds the recipient."""
+        self._lease = self._manager.__enter__()
+        if self._lease is None:
+            self._manager.__exit__(None, None, None)
+            return None
+        try:
+            return self._read()
+        except BaseException as exc:
+            self._manager.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def _read(self) -> list[OutboxMessage]:
+        assert self._lease is not None
+        return self._lease.pending_outbox(BATCH, CHANNEL, self._recipient)
+
+    def _record(self, delivered: list[int], at: datetime) -> None:
+        assert self._lease is not None
+        for outbox_id in delivered:
+            self._lease.record_sent(outbox_id, at)
+
+    def record_and_read(self, delivered: list[int], at: datetime) -> list[OutboxMessage]:
+        self._record(delivered, at)
+        return self._read()
+
+    def close(self, delivered: list[int], at: datetime) -> None:
+        try:
+            self._record(delivered, at)
+        finally:
+            self._manager.__exit__(None, None, None)
+
+
 class Outbox:
     """Sends the pending outbox messages of the Telegram channel, each recipient's in order."""
 
@@ -44,10 +85,10 @@ class Outbox:
     # is gone) is logged and dropped so that it cannot hold back later messages forever.
     #
     # Several workers on one database (PostgreSQL): a recipient's queue is delivered by the one
-    # worker holding its lease (`Store.lease`, a session advisory lock), in outbox order, each
-    # delivery recorded (committed) before the next message and before the lease is let go. The
-    # window for a duplicate is one message per recipient being delivered: a worker killed after
-    # Telegram accepted a message and before its record committed; the next holder sends it again.
+    # worker holding its lease (`Store.lease`, a session advisory lock), in outbox order, every
+    # delivery recorded (committed) before the lease is let go. The window for a duplicate is the
+    # batch being delivered (usually a turn's one or two replies): a worker killed after Telegram
+    # accepted a message and before the record committed; the next holder sends it again.
     # On SQLite (one process) a record rides on the next unit of work as described above.
 
     def __init__(self, store: Store, clock: Clock) -> None:
@@ -99,12 +140,13 @@ class Outbox:
         waited = 0.0
         async with self._locks.hold(chat_id or 0):
             while True:
-                async with (
-                    self._leases,
-                    leased(self._store, f"outbox:{CHANNEL}:{recipient}") as lease,
-                ):
-                    if lease is not None:
-                        return await self._deliver_leased(bot, lease, chat_id, recipient)
+                async with self._leases:
+                    held = _Held(self._store, recipient)
+                    # one hop to a store thread takes the lease and reads the queue, one more
+                    # records the deliveries and lets go (a hop costs more than the SQL here)
+                    pending = await asyncio.to_thread(held.open)
+                    if pending is not None:
+                        return await self._deliver_held(bot, held, pending, chat_id, recipient)
                 # another worker is sending to this chat: wait until it has sent ours too, or
                 # let go of the chat and take it over
                 if not await asyncio.to_thread(self._pending, recipient):
@@ -114,26 +156,40 @@ class Outbox:
                 await asyncio.sleep(LEASE_RETRY)
                 waited += LEASE_RETRY
 
-    async def _deliver_leased(
-        self, bot: Bot, lease: Lease, chat_id: int | None, recipient: str
+    async def _deliver_held(
+        self,
+        bot: Bot,
+        held: _Held,
+        pending: list[OutboxMessage],
+        chat_id: int | None,
+        recipient: str,
     ) -> tuple[int, bool]:
-        sent = 0
-        while True:
-            pending = await asyncio.to_thread(lease.pending_outbox, BATCH, CHANNEL, recipient)
-            if not pending:
-                return sent, True
-            for i, message in enumerate(pending):
-                if chat_id is None:
-                    log.error("outbox %s: %r is no chat id; dropped", message.outbox_id, recipient)
-                elif await self._send(bot, chat_id, message, pending[i + 1 :]):
-                    sent += 1
-                else:
-                    return sent, False
-                assert message.outbox_id is not None  # read back from the store
-                await asyncio.to_thread(lease.record_sent, message.outbox_id, self._clock.now())
-                self._schedule_record()
-            if len(pending) < BATCH:  # that was all; a writer after the read sends its own (or
-                return sent, True  # waits for this lease to end and sends it then)
+        sent, delivered = 0, []
+        try:
+            while pending:
+                for i, message in enumerate(pending):
+                    if chat_id is None:
+                        log.error(
+                            "outbox %s: %r is no chat id; dropped", message.outbox_id, recipient
+                        )
+                    elif await self._send(bot, chat_id, message, pending[i + 1 :]):
+                        sent += 1
+                    else:
+                        return sent, False
+                    assert message.outbox_id is not None  # read back from the store
+                    delivered.append(message.outbox_id)
+                if len(pending) < BATCH:  # that was all; a writer after the read sends its own
+                    return sent, True  # (or waits for this lease to end and sends it then)
+                pending = await asyncio.to_thread(held.record_and_read, delivered, self._now())
+                delivered = []
+            return sent, True
+        finally:
+            # recorded before the lease is let go (the crash window: a send not yet recorded)
+            await asyncio.to_thread(held.close, delivered, self._now())
+            self._schedule_record()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
 
     async def _send(
         self, bot: Bot, chat_id: int, message: OutboxMessage, later: list[OutboxMessage]
