@@ -38,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONCURRENT_CHATS = 16
 SECRET = "workers-secret"
-PROFILE: list[str] = []
+WORKER_ARGS = ("--latency", "0", "--job-interval", "5")  # Bot API answers at once; jobs idle
+IN_FLIGHT = 20_000  # conversations in progress for the PicklePersistence comparison
+FURTHER = 2_000  # further updates timed
 
 
 @dataclass
@@ -135,8 +137,17 @@ class KeyboardsSeen(asyncio.DatagramProtocol):
 def start_worker(url: str, port: int, sock: str, log: Path) -> subprocess.Popen[str]:
     with log.open("w") as err:
         return subprocess.Popen(
-            [sys.executable, *PROFILE, "-m", "tests.reliability.worker", url, str(port), "-"]
-            + ["--latency", "0", "--job-interval", "5", "--keyboards", sock],
+            [
+                sys.executable,
+                "-m",
+                "tests.reliability.worker",
+                url,
+                str(port),
+                "-",
+                *WORKER_ARGS,
+                "--keyboards",
+                sock,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=err,
@@ -313,3 +324,139 @@ async def measure_workers(counts: Sequence[int], n: int, warm: int) -> dict[str,
     finally:
         databases.close()
     return result
+
+
+# -- PTB + PicklePersistence with 20,000 conversations in progress ------------------------------
+
+
+async def pickle_in_flight(folder: Path) -> float:
+    """updates/s of FURTHER updates of customers in the middle of the apply flow, with IN_FLIGHT
+    conversations in the pickle (seeded in its file, as PTB writes it), each update's state
+    written before the next (update_persistence)."""
+    import pickle
+
+    from telegram.ext import PicklePersistence
+
+    from benchmarks.bench import (
+        APPLY_FLOW,
+        IN_PROGRESS,
+        Client,
+        baseline_application,
+        replay,
+        user_of,
+    )
+    from bot.testing import FakeTelegram
+
+    path = folder / "bot.pickle"
+    conversations = {(user_of(n).id, user_of(n).id): IN_PROGRESS for n in range(IN_FLIGHT)}
+    data = {"user_data": {}, "chat_data": {}, "bot_data": {}, "callback_data": None}
+    with path.open("wb") as f:
+        pickle.dump({**data, "conversations": {"apply": conversations}}, f)
+    tg = FakeTelegram(record=False)
+    persistence: Any = PicklePersistence(path, single_file=True, on_flush=False)
+    application = baseline_application(tg, persistence)
+    await application.initialize()
+    try:
+        run = await replay(
+            application,
+            Client(tg, fixed_presses=True),
+            range(FURTHER),
+            APPLY_FLOW[IN_PROGRESS : IN_PROGRESS + 1],
+            after=application.update_persistence,
+        )
+    finally:
+        await application.shutdown()
+    return float(run.ups)
+
+
+async def ours_in_flight(folder: Path, url: str | None) -> float:
+    """updates/s of the same FURTHER updates through our bot (in process, like bench.py's own
+    figures), with IN_FLIGHT conversations in the store: FURTHER customers brought to the middle
+    of the flow by their updates, the rest seeded; on SQLite, or (url) PostgreSQL, seeded there by
+    `db copy` of the SQLite file."""
+    from benchmarks.bench import APPLY_FLOW, IN_PROGRESS, Ours, seed_database
+    from bot.store import parse_store_url
+    from bot.store._copy import copy_database
+    from bot.store.sqlite import SqliteStore
+    from tests.telegram.support import telegram_config
+
+    seeded = folder / "seed.sqlite3"
+    with SqliteStore.open(seeded):
+        pass
+    seed_database(seeded, IN_FLIGHT - FURTHER, 0)
+    ours = Ours(folder)
+    if url is None:
+        seeded.replace(ours.config.store.path)
+    else:
+        copy_database(parse_store_url(f"sqlite:///{seeded}"), parse_store_url(url))
+        ours.config = ours.harness.config = telegram_config(folder, store={"url": url})
+    await ours.start(range(FURTHER))
+    try:
+        await ours.replay(range(FURTHER), APPLY_FLOW[:IN_PROGRESS])
+        run = await ours.replay(range(FURTHER), APPLY_FLOW[IN_PROGRESS : IN_PROGRESS + 1])
+    finally:
+        await ours.stop()
+    return float(run.ups)
+
+
+async def measure_in_flight() -> dict[str, float]:
+    """ratio_vs_pickle_20k_sqlite / _postgresql and the updates/s behind them."""
+    from tests.store.postgres import Databases
+
+    databases = Databases()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-20k-") as tmp:
+            print("PTB + PicklePersistence, 20,000 in progress…", file=sys.stderr, flush=True)
+            base = await pickle_in_flight(Path(tmp))
+            (Path(tmp) / "sqlite").mkdir()
+            print("ours on SQLite, 20,000 in progress…", file=sys.stderr, flush=True)
+            sqlite_ups = await ours_in_flight(Path(tmp) / "sqlite", None)
+            (Path(tmp) / "pg").mkdir()
+            print("ours on PostgreSQL, 20,000 in progress…", file=sys.stderr, flush=True)
+            pg_ups = await ours_in_flight(Path(tmp) / "pg", databases.create(migrated=False))
+    finally:
+        databases.close()
+    return {
+        "pickle_20k_updates_per_s": round(base, 1),
+        "ours_20k_sqlite_updates_per_s": round(sqlite_ups, 1),
+        "ours_20k_postgresql_updates_per_s": round(pg_ups, 1),
+        "ratio_vs_pickle_20k_sqlite": round(sqlite_ups / base, 2),
+        "ratio_vs_pickle_20k_postgresql": round(pg_ups / base, 2),
+    }
+
+
+def workers_table(figures: dict[str, Any]) -> str:
+    """The workers' and the 20k comparison's figures as text, with the issue's targets."""
+    lines = [
+        "webhook path end to end (POST → turn → commit → reply → 200), "
+        f"{CONCURRENT_CHATS} chats at a time",
+        f"{'':<28}{'updates/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/update':>15}",
+    ]
+    rows = [("SQLite, 1 worker", figures["sqlite_webhook"])]
+    rows += [(f"PostgreSQL, {k} worker(s)", v) for k, v in figures["workers"].items()]
+    for label, f in rows:
+        lines.append(
+            f"{label:<28}{f['updates_per_s']:>10,.0f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}"
+            f"{f['cpu_ms_per_update']:>15.3f}"
+        )
+    workers, sqlite = figures["workers"], figures["sqlite_webhook"]
+    one = workers.get("1")
+    lines.append("")
+    if one is not None:
+        for k in ("2", "4"):
+            if k in workers:
+                ratio = workers[k]["cpu_ms_per_update"] / one["cpu_ms_per_update"]
+                lines.append(f"CPU/update {k} workers / 1 worker: {ratio:.2f} (target ≤ 1.2)")
+        ratio = one["updates_per_s"] / sqlite["updates_per_s"]
+        lines.append(f"PostgreSQL 1 worker / SQLite updates/s: {ratio:.2f} (target ≥ 0.5)")
+    if "2" in workers:
+        lines.append(f"p99 at 2 workers: {workers['2']['p99_ms']:.1f} ms (target ≤ 20)")
+    lines.append(
+        f"{IN_FLIGHT:,} conversations in progress, {FURTHER:,} further updates: PTB + pickle"
+        f" {figures['pickle_20k_updates_per_s']:,.0f}/s; ours SQLite"
+        f" {figures['ours_20k_sqlite_updates_per_s']:,.0f}/s"
+        f" ({figures['ratio_vs_pickle_20k_sqlite']}x), PostgreSQL"
+        f" {figures['ours_20k_postgresql_updates_per_s']:,.0f}/s"
+        f" ({figures['ratio_vs_pickle_20k_postgresql']}x) (target ≥ 10x)"
+    )
+    return "\n".join(lines)
