@@ -740,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.workers import measure_in_flight, measure_workers, workers_table
 
         counts = [int(c) for c in args.workers.split(",")]
-        n = 50 if args.quick else 400
+        n = 50 if args.quick else 200
         result["figures"] |= asyncio.run(measure_workers(counts, n, 10))
         result["figures"] |= asyncio.run(measure_in_flight())
     if args.json:

@@ -120,6 +120,9 @@ class KeyboardsSeen(asyncio.DatagramProtocol):
             event.set()
 
     async def press_data(self, chat: int, label: str) -> tuple[int, str]:
+        # the worker sent the keyboard's datagram before its answer, so it is in the socket
+        # already: let the loop poll once more so that it is read before the lookup
+        await asyncio.sleep(0.001)
         while True:
             shown = self.shown.get(chat)
             if shown is not None:
