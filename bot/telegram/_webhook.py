@@ -118,19 +118,7 @@ async def serve_webhook(
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
-    server = WebhookServer(
-        application,
-        options["listen"],
-        options["port"],
-        options["url_path"],
-        options["secret_token"],
-    )
-    await application.bot.set_webhook(
-        options["webhook_url"],
-        secret_token=options["secret_token"],
-        allowed_updates=options["allowed_updates"],
-    )
-    server.start()
+    server = await open_webhook(application, options)
     await application.start()
     log.info("webhook: serving %s:%s", options["listen"], options["port"])
     try:
