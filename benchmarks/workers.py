@@ -316,6 +316,7 @@ async def measure_workers(counts: Sequence[int], n: int, warm: int) -> dict[str,
             figures = await measure_config(sqlite_url, 1, n, warm, folder)
             check(sqlite_url, n + warm)
             result["sqlite_webhook"] = figures.as_dict()
+            print(f"  {result['sqlite_webhook']}", file=sys.stderr, flush=True)
             for count in counts:
                 url = databases.create()
                 prepare(url, n + warm)
@@ -323,6 +324,7 @@ async def measure_workers(counts: Sequence[int], n: int, warm: int) -> dict[str,
                 figures = await measure_config(url, count, n, warm, folder)
                 check(url, n + warm)
                 result["workers"][str(count)] = figures.as_dict()
+                print(f"  {result['workers'][str(count)]}", file=sys.stderr, flush=True)
                 databases.drop(url)
     finally:
         databases.close()
