@@ -24,6 +24,12 @@ already holding 50,000 conversations and 100,000 tickets against one holding 1,0
 (best of two replays each); the resident memory of 10,000 conversations in progress, in a child
 process. `--json` prints the figures as one JSON object; `--quick` is a smaller smoke run;
 `--breakdown` prints only where one update's time goes in our bot, layer by layer, against bare PTB.
+
+`--store postgresql --workers 1,2,4` adds, in the same run, the webhook path end to end through
+worker processes on one PostgreSQL database against one worker on SQLite, and PTB +
+PicklePersistence with 20,000 conversations in progress against ours on either store (see
+benchmarks/workers.py); `--json` then adds `workers`, `sqlite_webhook`,
+`ratio_vs_pickle_20k_sqlite` and `ratio_vs_pickle_20k_postgresql`.
 """
 
 from __future__ import annotations
@@ -705,6 +711,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--breakdown", action="store_true", help="only: where one update's time goes, N = 2,000"
     )
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="add PostgreSQL runs"
+    )
+    parser.add_argument(
+        "--workers", default="1,2,4", help="worker processes on PostgreSQL, e.g. 1,2,4"
+    )
+    parser.add_argument(
+        "--only-workers", action="store_true", help="with --store postgresql: only those runs"
+    )
     args = parser.parse_args(argv)
     if args.rss_child is not None:
         print(json.dumps(asyncio.run(rss_child(args.rss_child))))
@@ -719,11 +734,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes, scale_n, rss_n = (50, 200), 50, 500
     else:
         sizes, scale_n, rss_n = (200, 2000), 500, 10_000
-    result = asyncio.run(measure(sizes, scale_n, rss_n))
+    result: dict[str, Any] = {"figures": {}}
+    if not args.only_workers:
+        result = asyncio.run(measure(sizes, scale_n, rss_n))
+    if args.store == "postgresql":
+        from benchmarks.workers import measure_in_flight, measure_workers, workers_table
+
+        counts = [int(c) for c in args.workers.split(",")]
+        n = 50 if args.quick else 200
+        result["figures"] |= asyncio.run(measure_workers(counts, n, 10))
+        result["figures"] |= asyncio.run(measure_in_flight())
     if args.json:
         print(json.dumps(result["figures"]))
     else:
-        print(table(result))
+        if not args.only_workers:
+            print(table(result))
+        if args.store == "postgresql":
+            print(workers_table(result["figures"]))
     return 0
 
 

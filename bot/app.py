@@ -58,7 +58,9 @@ def build_app(
         config.calendar.fallback_holidays, config.calendar.fallback_workdays
     )
     clock = clock or SystemClock()
-    store = store or open_store(config.store.target, clock)
+    store = store or open_store(
+        config.store.target, clock, busy_timeout_ms=config.store.busy_timeout_ms
+    )
     engine = Engine(
         flows=flows,
         registry=STEPS,

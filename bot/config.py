@@ -275,6 +275,9 @@ class StoreConfig(Section):
     # the ids of handled updates are kept this long against redelivery (Telegram holds an
     # unconfirmed update for at most 24 hours), then forgotten by a daily job
     processed_retention_days: int = Field(default=7, ge=2)
+    # how long a SQLite unit of work waits for another connection's write lock before it fails
+    # (StoreBusy: the adapter retries the turn with backoff, then apologises)
+    busy_timeout_ms: int = Field(default=5000, ge=1, le=60_000)
 
     @field_validator("url")
     @classmethod

@@ -128,6 +128,9 @@ class Engine:
     def _handle(
         self, uow: UnitOfWork, event: Inbound, now: datetime, refused: Refusal | None
     ) -> TurnResult:
+        # one turn of a chat at a time across processes (a no-op on SQLite's single writer), so
+        # that two workers given the same chat's updates keep its order and its dedupe key
+        uow.lock_chat(event.key.channel, event.key.user_id)
         if not uow.mark_processed(event.dedupe_key, now):
             return TurnResult(duplicate=True)
         conv = uow.conversation(event.key) or self._new_conversation(uow, event)

@@ -14,7 +14,8 @@ The SQL of the store is written once (bot/store/_sql.py) with named parameters (
 * whether a statement whose error the caller may catch needs a savepoint (PostgreSQL aborts the
   whole transaction on an error; SQLite undoes only the failed statement);
 * how the database's errors become the store's own (OpenTicketExists, RefundExceedsCashPaid,
-  NotFound, ConcurrentUpdate, StoreError);
+  NotFound, ConcurrentUpdate, StoreError, and StoreBusy for "the database is locked / a lock
+  was not granted in time", which a caller may retry after a pause);
 * the locks that coordinate several processes (a per-chat transaction lock, a per-recipient
   try-lock): real on PostgreSQL, nothing to do on SQLite, whose one writer at a time already
   serialises every unit of work.
@@ -33,6 +34,7 @@ from bot.store._interface import (
     NotFound,
     OpenTicketExists,
     RefundExceedsCashPaid,
+    StoreBusy,
     StoreError,
 )
 
@@ -129,6 +131,8 @@ class SqliteDialect(Dialect):
     def error(self, exc: Exception) -> StoreError | None:
         import sqlite3
 
+        if isinstance(exc, sqlite3.OperationalError) and _SQLITE_BUSY.search(str(exc)):
+            return StoreBusy(f"the database is locked by another connection: {exc}")
         if not isinstance(exc, sqlite3.IntegrityError):
             return None
         message = str(exc)
@@ -145,6 +149,8 @@ class SqliteDialect(Dialect):
         return StoreError(message)
 
 
+# sqlite3 reports SQLITE_BUSY / SQLITE_LOCKED (past the busy timeout) only in the message text
+_SQLITE_BUSY = re.compile(r"database (table )?is (locked|busy)")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -183,6 +189,9 @@ class PostgresDialect(Dialect):
     def error(self, exc: Exception) -> StoreError | None:
         from psycopg import errors
 
+        if isinstance(exc, errors.LockNotAvailable | errors.QueryCanceled):
+            # lock_timeout / statement_timeout: another transaction held what this one needed
+            return StoreBusy(f"a lock was not granted in time: {exc}")
         if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected):
             return ConcurrentUpdate(f"another transaction got there first: {exc}")
         if isinstance(exc, errors.RaiseException) and REFUND_CAP in str(exc):

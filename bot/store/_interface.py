@@ -45,6 +45,12 @@ class NotFound(StoreError):
     """The row to update does not exist."""
 
 
+class StoreBusy(StoreError):
+    """The database was too busy to start or finish the unit of work in time (SQLite's busy
+    timeout on another connection's write lock; PostgreSQL's lock timeout or no free pooled
+    connection). Nothing was written: the caller may try again a little later."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationKey:
     """Who a conversation belongs to: a channel ("telegram", "console") and a user id in it."""
@@ -324,8 +330,24 @@ class UnitOfWork(Protocol):
     def try_lock_recipient(self, channel: str, recipient: str) -> bool: ...  # False: held
 
 
+class Lease(Protocol):
+    """Held by one process at a time (see Store.lease): a recipient's outbox while one worker
+    delivers it, a job's tick, the one polling consumer. Its reads and delivery records run
+    outside of any unit of work, each committed at once."""
+
+    def pending_outbox(
+        self, limit: int = 100, channel: str | None = None, recipient: str | None = None
+    ) -> list[OutboxMessage]: ...
+    def record_sent(self, outbox_id: int, at: datetime) -> None: ...  # durable before release
+
+
 class Store(Protocol):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    # One holder at a time across every process on the database, held until the block ends (or
+    # the process dies): None when another process holds `name` now. Not a unit of work: it may
+    # be held across awaits, and it is independent of the turns' transactions.
+    def lease(self, name: str) -> AbstractContextManager[Lease | None]: ...
     def close(self) -> None: ...  # records what mark_sent_soon still holds first
 
     # Delivery records without a transaction of their own: a delivered message is marked sent by

@@ -16,7 +16,10 @@ that was written (decoded by the row mappers, exactly as on SQLite).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any, Final
 
 import psycopg
@@ -26,20 +29,28 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.clock import Clock, SystemClock
 from bot.store._dialect import PostgresDialect
-from bot.store._interface import StoreError
+from bot.store._interface import Lease, OutboxMessage, StoreBusy, StoreError
 from bot.store._migrations import Migration, check_version, load_migrations
-from bot.store._sql import Params, SqlStore
+from bot.store._sql import Params, SqlStore, SqlUnitOfWork
+
+log = logging.getLogger(__name__)
 
 PgConnection = Connection[tuple[Any, ...]]
 
 # pg_advisory_xact_lock key of migrations: two processes opening a fresh database take turns
 _MIGRATION_LOCK: Final = 0x7265_6675_6E64  # "refund"
 POOL_TIMEOUT_S: Final = 30.0
+# a lock (a row, a chat's advisory lock) not granted within this fails the statement: StoreBusy,
+# which the adapter retries with backoff, instead of a turn hanging behind a stuck transaction
+LOCK_TIMEOUT: Final = "5s"
+_LEASE_TRY = "SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"
+_LEASE_FREE = "SELECT pg_advisory_unlock(hashtextextended(:key, 0))"
 
 
 def configure(conn: PgConnection) -> None:
     """Session settings of every connection of the store (and of `db` commands)."""
     conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
     conn.adapters.register_loader("json", TextLoader)
 
 
@@ -99,7 +110,7 @@ class PostgresStore(SqlStore[PgConnection]):
 
     @classmethod
     def open(
-        cls, dsn: str, *, clock: Clock | None = None, min_size: int = 1, max_size: int = 8
+        cls, dsn: str, *, clock: Clock | None = None, min_size: int = 1, max_size: int = 16
     ) -> PostgresStore:
         """Connect to the database at `dsn` (a `postgresql://` URL), migrate it, and keep a pool
         of `min_size`..`max_size` connections. StoreError when it cannot be reached."""
@@ -131,10 +142,35 @@ class PostgresStore(SqlStore[PgConnection]):
         try:
             return self._pool.getconn()
         except PoolTimeout as exc:
-            raise StoreError(f"no database connection free after {POOL_TIMEOUT_S:g} s") from exc
+            raise StoreBusy(f"no database connection free after {POOL_TIMEOUT_S:g} s") from exc
 
     def _release(self, conn: PgConnection) -> None:
         self._pool.putconn(conn)
+
+    def lease(self, name: str) -> AbstractContextManager[Lease | None]:
+        """A session advisory lock on a pooled connection of its own, held for the block: the
+        lease's reads and records run on that connection, each committed at once (so a delivery
+        is recorded before the lease is let go). A crashed holder's connection closes and
+        PostgreSQL frees the lock."""
+        return self._advisory_lease(name)
+
+    @contextmanager
+    def _advisory_lease(self, name: str) -> Iterator[Lease | None]:
+        conn = self._acquire()
+        key: Params = {"key": f"lease:{name}"}
+        held = False
+        try:
+            work = SqlUnitOfWork(conn, self.dialect, self._clock)  # autocommit: no BEGIN
+            held = bool(work._run(_LEASE_TRY, key).fetchone()[0])
+            yield _PgLease(work) if held else None
+        finally:
+            try:
+                if held and not conn.closed:
+                    work._run(_LEASE_FREE, key).fetchall()
+            except psycopg.Error:  # the connection broke: PostgreSQL let go of it already
+                log.warning("lease %s: unlock failed; its connection is dropped", name)
+                conn.close()
+            self._release(conn)
 
     def _in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status in (
@@ -154,3 +190,18 @@ class PostgresStore(SqlStore[PgConnection]):
 
     def _close(self) -> None:
         self._pool.close()
+
+
+class _PgLease:
+    """What a lease holder reads and records, on the lease's own connection, autocommitted."""
+
+    def __init__(self, work: SqlUnitOfWork) -> None:
+        self._work = work
+
+    def pending_outbox(
+        self, limit: int = 100, channel: str | None = None, recipient: str | None = None
+    ) -> list[OutboxMessage]:
+        return self._work.pending_outbox(limit, channel, recipient)
+
+    def record_sent(self, outbox_id: int, at: datetime) -> None:
+        self._work.mark_sent(outbox_id, at)

@@ -25,8 +25,8 @@ import dataclasses
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -56,6 +56,7 @@ from bot.store._interface import (
     DeskCase,
     EventFacts,
     Identity,
+    Lease,
     NotFound,
     OutboxMessage,
     Rating,
@@ -949,6 +950,22 @@ _CREATED = "t.created_at >= :start AND t.created_at < :end"
 _DECIDED = "'approve', 'reject'"
 
 
+class _StoreLease:
+    """A lease on a store with one process: reads in a unit of work, records soon after."""
+
+    def __init__(self, store: SqlStore[Any]) -> None:
+        self._store = store
+
+    def pending_outbox(
+        self, limit: int = 100, channel: str | None = None, recipient: str | None = None
+    ) -> list[OutboxMessage]:
+        with self._store.unit_of_work() as uow:
+            return uow.pending_outbox(limit, channel, recipient)
+
+    def record_sent(self, outbox_id: int, at: datetime) -> None:
+        self._store.mark_sent_soon([outbox_id], at)
+
+
 def _returns(sql: str) -> bool:
     return " RETURNING " in sql
 
@@ -1044,6 +1061,15 @@ class SqlStore(ABC, Generic[C]):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         """A transaction: commits when the `with` block ends, rolls back if it raises."""
         return _Transaction(self)
+
+    def lease(self, name: str) -> AbstractContextManager[Lease | None]:
+        """One holder at a time (see Store.lease). This base is for a database only one process
+        writes to (SQLite): always held; records ride on the next unit of work."""
+        return self._local_lease()
+
+    @contextmanager
+    def _local_lease(self) -> Iterator[Lease | None]:
+        yield _StoreLease(self)
 
     def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
         """Mark messages sent with the next unit of work (see Store.mark_sent_soon)."""

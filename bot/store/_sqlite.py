@@ -38,11 +38,18 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | str, *, clock: Clock | None = None) -> SqliteStore:
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        clock: Clock | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> SqliteStore:
         """Open (creating it and its folder if needed) and migrate the database at `path`.
 
         `":memory:"` gives a private in-memory database (no WAL), handy for tests. `clock`
-        stamps the times a caller leaves empty; the system clock by default.
+        stamps the times a caller leaves empty; the system clock by default. A unit of work
+        that waits `busy_timeout_ms` for another connection's write lock fails with StoreBusy.
         """
         if sqlite3.sqlite_version_info < (3, 37, 0):  # STRICT tables, RETURNING, UPSERT
             raise StoreError(
@@ -54,13 +61,13 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             str(path),
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_timeout_ms / 1000,
             isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT / ROLLBACK ourselves
             check_same_thread=False,  # guarded by the store's lock instead
             cached_statements=256,
         )
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if not memory and str(mode).lower() != "wal":
                 raise StoreError(f"could not switch {path} to WAL (journal mode is {mode!r})")

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from bot.telegram._commands import register_commands
 from bot.telegram._desk import TelegramDesk, answer_press
 from bot.telegram._files import EvidenceDownloads
 from bot.telegram._flood import IncomingLimit, Verdict
+from bot.telegram._offloop import BUSY_RETRY_DELAYS, leased, retrying, use_store_threads
 from bot.telegram._outbox import Outbox
 from bot.telegram._parse import Incoming, conversation_key, dedupe_key, parse_update
 from bot.telegram._processor import ChatLocks
@@ -64,6 +65,8 @@ class TelegramAdapter:
         self.downloads = EvidenceDownloads(folder) if checked else None
         self.album_wait = settings.album_wait_seconds
         self._albums: dict[int, _Album] = {}  # chat id -> the album being collected there
+        # pauses between attempts of a turn that met a busy database (tests shorten them)
+        self.busy_retry_delays: tuple[float, ...] = BUSY_RETRY_DELAYS
         self._album_tasks: set[asyncio.Task[None]] = set()
         self.watch: Watch | None = None  # metrics and the event log line (bot/telegram/_watch.py)
 
@@ -85,7 +88,7 @@ class TelegramAdapter:
         query = update.callback_query
         if query is not None and incoming.user_id != incoming.chat_id:
             # in a private chat only its owner can press: anything else is forged
-            await self._answer(query, self._text(incoming, "button.stale"))
+            await self._answer(query, await self._text(incoming, "button.stale"))
             return
         album = self._albums.get(incoming.chat_id)
         continues_album = album is not None and incoming.media_group_id == album.group_id
@@ -118,6 +121,7 @@ class TelegramAdapter:
 
     async def start_up(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """post_init: register the command menu, send what was committed but not sent."""
+        use_store_threads(asyncio.get_running_loop())
         try:
             await register_commands(application.bot, self.app.config.locale)
         except TelegramError as exc:  # the menu is a convenience: the bot works without it
@@ -137,6 +141,21 @@ class TelegramAdapter:
         await self.flush_albums(application.bot)
         self.outbox.record_now()
 
+    def once(
+        self, name: str, job: Callable[[Context], Coroutine[Any, Any, None]]
+    ) -> Callable[[Context], Coroutine[Any, Any, None]]:
+        """A repeating job that runs on one worker at a time: each worker's tick takes the job's
+        lease or skips (every worker's JobQueue is only a timer; each job item is idempotent)."""
+
+        async def tick(context: Context) -> None:
+            async with leased(self.app.store, f"job:{name}") as lease:
+                if lease is None:
+                    log.debug("job %s: running on another worker, tick skipped", name)
+                    return
+                await job(context)
+
+        return tick
+
     async def deliver_job(self, context: Context) -> None:
         """Repeating job: messages written elsewhere (agent desk, CLI) and earlier failures."""
         await self.outbox.deliver(context.bot)
@@ -144,14 +163,17 @@ class TelegramAdapter:
     async def prune_job(self, context: Context) -> None:
         """Daily job: forget the handled update ids older than the retention."""
         days = self.app.config.store.processed_retention_days
-        with self.app.store.unit_of_work() as uow:
-            forgotten = uow.forget_processed(self.app.clock.now() - timedelta(days=days))
+        forgotten = await asyncio.to_thread(self._forget_processed, days)
         if forgotten:
             log.info("forgot %d handled update id(s) older than %d days", forgotten, days)
 
+    def _forget_processed(self, days: int) -> int:
+        with self.app.store.unit_of_work() as uow:
+            return uow.forget_processed(self.app.clock.now() - timedelta(days=days))
+
     async def reminder_job(self, context: Context) -> None:
         """Repeating job: the one reminder of flows left unfinished."""
-        if self.engine.fire_reminders():
+        if await asyncio.to_thread(self.engine.fire_reminders):
             await self.outbox.deliver(context.bot)
 
     # -- one turn ----------------------------------------------------------------------------
@@ -171,11 +193,14 @@ class TelegramAdapter:
             # the customer used the contact keyboard: the next plain reply takes it away
             self.outbox.reply_keyboard_shown(str(incoming.chat_id))
         started = time.perf_counter()
-        result = self.engine.handle(inbound)
+        # in a thread: a slow or locked database holds up this chat only; a busy one is tried
+        # again with backoff, and only when it stays busy does the customer get the apology
+        result = await retrying(self.busy_retry_delays, self.engine.handle, inbound)
         if self.watch is not None:
             self.watch.turn(incoming, result, time.perf_counter() - started)
         # Committed. From here on a failure must not stop the delivery of what was committed.
-        self._record_processed(also_processed)
+        if also_processed:
+            await asyncio.to_thread(self._record_processed, also_processed)
         if query is not None:
             await self._answer(query, result.button_answer)
             if not result.duplicate and result.button_answer is None:
@@ -282,7 +307,7 @@ class TelegramAdapter:
     async def _notify(self, bot: Bot, incoming: Incoming, key: str) -> None:
         """A catalog message sent directly: no write (a flood) or the writing failed (an error)."""
         try:
-            await bot.send_message(incoming.chat_id, self._text(incoming, key))
+            await bot.send_message(incoming.chat_id, await self._text(incoming, key))
         except TelegramError as exc:
             log.warning("notice %s to %s not sent: %s", key, incoming.chat_id, exc)
 
@@ -293,8 +318,9 @@ class TelegramAdapter:
         locale = turn_locale(conv, catalog) if conv is not None else catalog.default
         return catalog.text(locale, "telegram.undeliverable")
 
-    def _text(self, incoming: Incoming, key: str) -> str:
-        return self.app.catalog.text(self._locale(incoming), key)
+    async def _text(self, incoming: Incoming, key: str) -> str:
+        locale = await asyncio.to_thread(self._locale, incoming)
+        return self.app.catalog.text(locale, key)
 
     def _locale(self, incoming: Incoming) -> str:
         """The customer's language; their Telegram client's when the store cannot tell."""

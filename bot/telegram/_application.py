@@ -32,6 +32,7 @@ from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 from bot.telegram._ratelimit import PerChatRateLimiter
 from bot.telegram._updates import SkippedUpdates, TolerantUpdates, quiet_webhook_parse_failures
 from bot.telegram._watch import Handler, MeteredRequest, Watch
+from bot.telegram._webhook import serve_webhook
 
 # customers and agents alike send messages and press buttons; the desk needs no other update
 # (chat_member and the like are left out: who may act is the config's allow-list, not the group's)
@@ -47,6 +48,10 @@ MAX_RETRY_DELAY = 300.0
 log = logging.getLogger("bot.run")
 
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
+POLLING_TAKEN = (
+    "refund-bot run: another worker is already polling Telegram with this database; polling has"
+    " one consumer. Stop it, or run several workers with telegram.mode: webhook"
+)
 
 
 @dataclass
@@ -108,16 +113,26 @@ def build_bot(
     jobs = application.job_queue
     if jobs is None:  # pragma: no cover - the job-queue extra is a dependency
         raise RuntimeError('install "python-telegram-bot[job-queue]"')
+    # each tick runs on one worker at a time (adapter.once: a lease per job)
     jobs.run_repeating(
-        adapter.deliver_job, interval=settings.outbox_interval_seconds, name="outbox"
+        adapter.once("outbox", adapter.deliver_job),
+        interval=settings.outbox_interval_seconds,
+        name="outbox",
     )
     jobs.run_repeating(
-        adapter.reminder_job, interval=settings.reminder_interval_seconds, name="reminders"
+        adapter.once("reminders", adapter.reminder_job),
+        interval=settings.reminder_interval_seconds,
+        name="reminders",
     )
-    jobs.run_repeating(adapter.prune_job, interval=PRUNE_EVERY, first=PRUNE_FIRST, name="prune")
+    jobs.run_repeating(
+        adapter.once("prune", adapter.prune_job),
+        interval=PRUNE_EVERY,
+        first=PRUNE_FIRST,
+        name="prune",
+    )
     # the deadlines live in the store: a restart re-arms this job and repeats nothing done
     jobs.run_repeating(
-        adapter.desk.deadline_job,
+        adapter.once("deadlines", adapter.desk.deadline_job),
         interval=app.config.agent_desk.deadline_check_seconds,
         first=settings.outbox_interval_seconds,
         name="deadlines",
@@ -129,7 +144,7 @@ def build_bot(
 
 
 def webhook_options(config: Config, secret: str) -> dict[str, Any]:
-    """Arguments of `run_webhook` / `Updater.start_webhook`: PTB's server checks the secret."""
+    """Arguments of `serve_webhook` (and of PTB's `run_webhook`): the server checks the secret."""
     hook = config.telegram.webhook
     return {
         "listen": hook.listen,
@@ -185,8 +200,10 @@ def run(
     stderr: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """`refund-bot run`: long polling, or PTB's webhook server; 2 when a secret is missing.
-    Telegram unreachable at start: one line, then again after 1, 2, 4… (at most 300) seconds."""
+    """`refund-bot run`: long polling, or the webhook server (bot/telegram/_webhook.py: answers
+    after the turn committed, so several workers can share a URL); 2 when a secret is missing
+    or another worker is already polling the same database. Telegram unreachable at start: one
+    line, then again after 1, 2, 4… (at most 300) seconds."""
     problems = secret_problems(config, secrets)
     for problem in problems:
         print(f"refund-bot run: {problem}", file=stderr or sys.stderr)
@@ -204,15 +221,28 @@ def run(
         return 1
     log.info(start_line(app, server.port if server is not None else None))
     try:
-        if not _wait_for_telegram(config, secrets.token, request, sleep):
-            return 1
-        bot = build_bot(
-            app, secrets.token, request=request, get_updates_request=request, watch=watch
-        )
         if config.telegram.mode == "webhook":
             assert secrets.webhook_secret is not None
-            bot.application.run_webhook(**webhook_options(config, secrets.webhook_secret))
-        else:
+            if not _wait_for_telegram(config, secrets.token, request, sleep):
+                return 1
+            bot = build_bot(
+                app, secrets.token, request=request, get_updates_request=request, watch=watch
+            )
+            asyncio.run(
+                serve_webhook(bot.application, webhook_options(config, secrets.webhook_secret))
+            )
+            return 0
+        # getUpdates has one consumer: a second polling worker on the database is refused
+        # (before anything else, so that it is told at once, Telegram reachable or not)
+        with app.store.lease("polling") as polling:
+            if polling is None:
+                print(POLLING_TAKEN, file=stderr or sys.stderr)
+                return 2
+            if not _wait_for_telegram(config, secrets.token, request, sleep):
+                return 1
+            bot = build_bot(
+                app, secrets.token, request=request, get_updates_request=request, watch=watch
+            )
             bot.application.run_polling(allowed_updates=ALLOWED_UPDATES)
         return 0
     finally:

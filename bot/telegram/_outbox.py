@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.clock import Clock
 from bot.engine import Reply
-from bot.store import OutboxMessage, Store
+from bot.store import Lease, OutboxMessage, Store
 from bot.telegram._api import send_text
 from bot.telegram._parse import CHANNEL
 from bot.telegram._processor import ChatLocks
@@ -23,6 +24,54 @@ log = logging.getLogger(__name__)
 BATCH = 100
 RECORD_WITHIN = 0.2  # seconds: a delivered message is marked sent in the database by then
 RECORD_RETRY = 1.0  # seconds: after a failure to write the records
+# another worker delivers a chat we have messages for: look again this often, this long at most
+# (it may have read the chat's queue before our turn committed); past that the sweep sends them
+LEASE_RETRY = 0.01
+LEASE_WAIT = 5.0
+# recipients delivered at once by this process: each holds a pooled connection for its lease
+# (see bot/telegram/_offloop.py STORE_THREADS: threads + leases stay within the pool)
+LEASES_AT_ONCE = 4
+
+
+class _Held:
+    """A recipient's lease (Store.lease) as the outbox uses it, each step one call from a store
+    thread: take it and read the queue; record deliveries and read on; record and let go."""
+
+    def __init__(self, store: Store, recipient: str) -> None:
+        self._recipient = recipient
+        self._manager = store.lease(f"outbox:{CHANNEL}:{recipient}")
+        self._lease: Lease | None = None
+
+    def open(self) -> list[OutboxMessage] | None:
+        """The recipient's first pending messages; None: another process holds the recipient."""
+        self._lease = self._manager.__enter__()
+        if self._lease is None:
+            self._manager.__exit__(None, None, None)
+            return None
+        try:
+            return self._read()
+        except BaseException as exc:
+            self._manager.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def _read(self) -> list[OutboxMessage]:
+        assert self._lease is not None
+        return self._lease.pending_outbox(BATCH, CHANNEL, self._recipient)
+
+    def _record(self, delivered: list[int], at: datetime) -> None:
+        assert self._lease is not None
+        for outbox_id in delivered:
+            self._lease.record_sent(outbox_id, at)
+
+    def record_and_read(self, delivered: list[int], at: datetime) -> list[OutboxMessage]:
+        self._record(delivered, at)
+        return self._read()
+
+    def close(self, delivered: list[int], at: datetime) -> None:
+        try:
+            self._record(delivered, at)
+        finally:
+            self._manager.__exit__(None, None, None)
 
 
 class Outbox:
@@ -35,6 +84,13 @@ class Outbox:
     # (network, a flood wait past the rate limiter's retries) leaves the recipient's messages
     # queued, in order, for the next round; a permanent one (the customer blocked the bot, the chat
     # is gone) is logged and dropped so that it cannot hold back later messages forever.
+    #
+    # Several workers on one database (PostgreSQL): a recipient's queue is delivered by the one
+    # worker holding its lease (`Store.lease`, a session advisory lock), in outbox order, every
+    # delivery recorded (committed) before the lease is let go. The window for a duplicate is the
+    # batch being delivered (usually a turn's one or two replies): a worker killed after Telegram
+    # accepted a message and before the record committed; the next holder sends it again.
+    # On SQLite (one process) a record rides on the next unit of work as described above.
 
     def __init__(
         self, store: Store, clock: Clock, fallback: Callable[[str], str] | None = None
@@ -51,6 +107,8 @@ class Outbox:
         # takes it away (kept in memory: after a restart the one-time keyboard is hidden anyway)
         self._reply_keyboards: set[str] = set()
         self._record: asyncio.TimerHandle | None = None  # the flush of the delivery records
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._leases = asyncio.Semaphore(LEASES_AT_ONCE)
 
     def reply_keyboard_shown(self, recipient: str) -> None:
         """Remember that the chat may show a reply keyboard (e.g. the customer just used it)."""
@@ -64,8 +122,7 @@ class Outbox:
         total = 0
         stuck: set[str] = set()
         while True:
-            with self._store.unit_of_work() as uow:
-                pending = uow.pending_outbox(BATCH, CHANNEL)
+            pending = await asyncio.to_thread(self._pending, None)
             recipients = list(
                 dict.fromkeys(m.recipient for m in pending if m.recipient not in stuck)
             )
@@ -77,19 +134,46 @@ class Outbox:
                 if not done:
                     stuck.add(each)
 
+    def _pending(self, recipient: str | None) -> list[OutboxMessage]:
+        with self._store.unit_of_work() as uow:
+            return uow.pending_outbox(BATCH, CHANNEL, recipient)
+
     async def _deliver_to(self, bot: Bot, recipient: str) -> tuple[int, bool]:
         """(messages handled, whether the recipient's queue is empty now)."""
         try:
             chat_id = int(recipient)
         except ValueError:
             chat_id = None
-        sent = 0
+        waited = 0.0
         async with self._locks.hold(chat_id or 0):
             while True:
-                with self._store.unit_of_work() as uow:
-                    pending = uow.pending_outbox(BATCH, CHANNEL, recipient)
-                if not pending:
-                    return sent, True
+                async with self._leases:
+                    held = _Held(self._store, recipient)
+                    # one hop to a store thread takes the lease and reads the queue, one more
+                    # records the deliveries and lets go (a hop costs more than the SQL here)
+                    pending = await asyncio.to_thread(held.open)
+                    if pending is not None:
+                        return await self._deliver_held(bot, held, pending, chat_id, recipient)
+                # another worker is sending to this chat: wait until it has sent ours too, or
+                # let go of the chat and take it over
+                if not await asyncio.to_thread(self._pending, recipient):
+                    return 0, True
+                if waited >= LEASE_WAIT:
+                    return 0, False
+                await asyncio.sleep(LEASE_RETRY)
+                waited += LEASE_RETRY
+
+    async def _deliver_held(
+        self,
+        bot: Bot,
+        held: _Held,
+        pending: list[OutboxMessage],
+        chat_id: int | None,
+        recipient: str,
+    ) -> tuple[int, bool]:
+        sent, delivered = 0, []
+        try:
+            while pending:
                 for i, message in enumerate(pending):
                     if chat_id is None:
                         log.error(
@@ -99,9 +183,20 @@ class Outbox:
                         sent += 1
                     else:
                         return sent, False
-                    self._mark_sent(message)
-                if len(pending) < BATCH:  # that was all; a writer after the read delivers its own
-                    return sent, True
+                    assert message.outbox_id is not None  # read back from the store
+                    delivered.append(message.outbox_id)
+                if len(pending) < BATCH:  # that was all; a writer after the read sends its own
+                    return sent, True  # (or waits for this lease to end and sends it then)
+                pending = await asyncio.to_thread(held.record_and_read, delivered, self._now())
+                delivered = []
+            return sent, True
+        finally:
+            # recorded before the lease is let go (the crash window: a send not yet recorded)
+            await asyncio.to_thread(held.close, delivered, self._now())
+            self._schedule_record()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
 
     async def _send(
         self, bot: Bot, chat_id: int, message: OutboxMessage, later: list[OutboxMessage]
@@ -161,23 +256,37 @@ class Outbox:
         if self._fallback is None or chat_id < 0:  # a group (the agent desk) is told by the log
             return
         try:
-            await send_text(bot, chat_id, self._fallback(str(chat_id)), None)
+            text = await asyncio.to_thread(self._fallback, str(chat_id))  # reads the store
+            await send_text(bot, chat_id, text, None)
         except TelegramError as exc:
             log.warning("notice to %s after a refused message not sent: %s", chat_id, exc)
 
-    def _mark_sent(self, message: OutboxMessage) -> None:
-        assert message.outbox_id is not None  # read back from the store
-        self._store.mark_sent_soon([message.outbox_id], self._clock.now())
+    def _schedule_record(self) -> None:
+        """Records held by the store (SQLite: see Store.mark_sent_soon) are written by then."""
         if self._record is None:
-            self._record = asyncio.get_running_loop().call_later(RECORD_WITHIN, self.record_now)
+            self._record = asyncio.get_running_loop().call_later(RECORD_WITHIN, self._record_due)
+
+    def _record_due(self) -> None:
+        self._record = None
+        task = asyncio.create_task(self._record_in_thread())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self._store.flush)
+        except Exception:  # e.g. the database is busy: try again shortly, turns may meanwhile
+            log.exception("outbox: delivery records not written; trying again")
+            if self._record is None:
+                loop = asyncio.get_running_loop()
+                self._record = loop.call_later(RECORD_RETRY, self._record_due)
 
     def record_now(self) -> None:
-        """Write the delivery records still held (if the next turn has not done it yet)."""
+        """Write the delivery records still held (at start and stop: nothing else runs)."""
         if self._record is not None:
             self._record.cancel()
             self._record = None
         try:
             self._store.flush()
-        except Exception:  # e.g. the database is busy: try again shortly, turns may meanwhile
-            log.exception("outbox: delivery records not written; trying again")
-            self._record = asyncio.get_running_loop().call_later(RECORD_RETRY, self.record_now)
+        except Exception:
+            log.exception("outbox: delivery records not written; those messages may go again")

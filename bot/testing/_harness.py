@@ -18,8 +18,7 @@ from bot.clock import FixedClock
 from bot.config import Config
 from bot.domain import Order
 from bot.orders_import import import_orders
-from bot.store import Conversation, Store
-from bot.store.sqlite import SqliteStore
+from bot.store import Conversation, Store, open_store
 from bot.telegram import BotApplication, TelegramBot, build_bot, conversation_key
 from bot.testing._chats import TOKEN, User
 from bot.testing._transport import WAIT, FakeTelegram, inline_buttons
@@ -61,7 +60,9 @@ class Harness:
     ) -> Self:
         """Open the store (wrapped by `wrap_store`, e.g. slower commits), import `orders`,
         build and initialise the bot (post_init: commands, undelivered outbox)."""
-        store: Store = SqliteStore.open(self.config.store.path, clock=self.clock)
+        store: Store = open_store(
+            self.config.store.target, self.clock, busy_timeout_ms=self.config.store.busy_timeout_ms
+        )
         if wrap_store is not None:
             store = wrap_store(store)
         self.app = build_app(self.config, clock=self.clock, store=store, calendar=self.calendar)

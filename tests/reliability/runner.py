@@ -33,7 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from telegram.ext import AIORateLimiter
 
 from bot.clock import FixedClock
 from bot.config import Config
-from bot.store import Store, UnitOfWork
+from bot.store import Lease, Store, UnitOfWork
 from bot.telegram import conversation_key
 from bot.testing import Call, FakeTelegram, Harness
 from tests.telegram.support import NOW, telegram_config
@@ -88,6 +88,9 @@ class SlowCommits:
 
     def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
         self._store.mark_sent_soon(outbox_ids, at)
+
+    def lease(self, name: str) -> AbstractContextManager[Lease | None]:
+        return self._store.lease(name)
 
     def flush(self) -> None:
         self._store.flush()

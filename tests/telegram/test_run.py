@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,17 @@ import pytest
 from bot.cli import main
 from bot.config import Secrets
 from bot.telegram import run
-from bot.testing import FakeTelegram, Updates
+from bot.testing import WAIT, FakeTelegram, Updates
 from tests.telegram.support import ALICE, BOB, telegram_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+
+
+def deadline(seconds: float = WAIT) -> Callable[[], bool]:
+    """The bound of a polling run that waits for a reply: the turn runs in a thread, so
+    getUpdates may be called many times before it ends; wait on time, not on calls."""
+    end = time.monotonic() + seconds
+    return lambda: time.monotonic() > end
 
 
 def test_run_without_a_token_exits_2_naming_the_variable(tmp_path: Path) -> None:
@@ -63,8 +72,10 @@ def test_polling_run_answers_an_update_and_stops_cleanly(tmp_path: Path) -> None
 
     stopping: list[bool] = []
 
+    gave_up = deadline()
+
     def stop_after_reply(calls: int) -> None:
-        if not stopping and (tg.sent(ALICE.id) or calls > 50):
+        if not stopping and (tg.sent(ALICE.id) or gave_up()):
             stopping.append(True)
             # what PTB's SIGTERM handler does: SystemExit out of the loop, then a graceful stop
             asyncio.get_running_loop().call_soon(raise_system_exit)
@@ -96,8 +107,10 @@ def test_polling_skips_an_update_it_cannot_parse_and_serves_the_rest(
     tg.incoming = [[broken, start]]
     stopping: list[bool] = []
 
+    gave_up = deadline()
+
     def stop_after_reply(calls: int) -> None:
-        if not stopping and (tg.sent(ALICE.id) or calls > 50):
+        if not stopping and (tg.sent(ALICE.id) or gave_up()):
             stopping.append(True)
             asyncio.get_running_loop().call_soon(raise_system_exit)
 

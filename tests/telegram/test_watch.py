@@ -20,6 +20,7 @@ from bot.config import Secrets
 from bot.telegram import run
 from bot.testing import Failure, FakeTelegram, Updates
 from tests.telegram.support import ALICE, telegram_config
+from tests.telegram.test_run import deadline
 from tests.telegram.test_webhook import SECRET, free_port
 
 TOKEN = Secrets("123456:TEST-token", None)
@@ -68,8 +69,10 @@ def test_polling_run_serves_metrics_and_health(
     tg.incoming = [[start_update]]
     seen: dict[str, tuple[int, str]] = {}
 
+    gave_up = deadline()
+
     def scrape_then_stop(calls: int) -> None:
-        if not seen and (tg.sent(ALICE.id) or calls > 50):
+        if not seen and (tg.sent(ALICE.id) or gave_up()):
             seen.update(check_endpoints(port))
             asyncio.get_running_loop().call_soon(_exit)
 
@@ -157,8 +160,10 @@ def test_telegram_unreachable_at_start_is_one_line_and_a_retry(
     pauses: list[float] = []
     stopping: list[bool] = []
 
+    gave_up = deadline()
+
     def stop(calls: int) -> None:
-        if not stopping and (tg.sent(ALICE.id) or calls > 50):
+        if not stopping and (tg.sent(ALICE.id) or gave_up()):
             stopping.append(True)
             asyncio.get_running_loop().call_soon(_exit)
 

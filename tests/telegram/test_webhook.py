@@ -1,4 +1,5 @@
-"""PTB's own webhook server, on loopback: the secret token header is the gate, and Telegram posting
+"""The webhook server (bot/telegram/_webhook.py), on loopback: the secret token header is the gate,
+Telegram hears 200 only once the turn has committed and its replies went out, and Telegram posting
 the same update again (it does, when an answer is slow or lost) changes nothing."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
+from bot.telegram._webhook import open_webhook
 from bot.testing import WAIT, FakeTelegram
 from tests.telegram.support import ALICE, ShopHarness, telegram_config
 
@@ -66,13 +68,13 @@ async def webhook(tmp_path: Path, clock: FixedClock, tg: FakeTelegram) -> AsyncI
     harness = ShopHarness(config, clock, tg)
     await harness.start()
     app = harness.application
-    await app.updater.start_webhook(**webhook_options(config, SECRET))
+    server = await open_webhook(app, webhook_options(config, SECRET))
     await app.start()
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=WAIT) as client:
             yield Webhook(harness, f"http://127.0.0.1:{port}/tg-hook", client)
     finally:
-        await app.updater.stop()
+        await server.stop()
         await app.stop()
         await harness.stop()
 
@@ -150,3 +152,17 @@ async def test_an_update_ptb_cannot_parse_is_400_and_one_log_line_per_update(
         assert not any(r.levelno >= logging.CRITICAL for r in caplog.records)
         assert await hook.post(hook.harness.updates.command(ALICE, "start")) == 200
         await tg.until(lambda: bool(tg.sent(ALICE.id)))  # the bot goes on
+
+
+async def test_telegram_hears_200_only_after_the_turn_committed_and_replied(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram
+) -> None:
+    async with webhook(tmp_path, clock, tg) as hook:
+        up = hook.harness.updates
+        # no waiting: when the answer is there, so are the turn's writes and its reply
+        assert await hook.post(up.command(ALICE, "start")) == 200
+        assert hook.count("processed_updates") == 1
+        assert tg.texts(ALICE.id)[0].startswith("Hi! This is the 小年卡盟")
+        assert await hook.post(up.contact(ALICE)) == 200
+        assert hook.harness.conversation(ALICE).version == 2
+        assert any(t.startswith("Verified") for t in tg.texts(ALICE.id))
