@@ -191,9 +191,11 @@ async def drive(url: str, workers: list[Worker], people: list[Customer], rng: ra
                 await post_until_answered(client, workers, update, rng)
 
     async def killer() -> None:
+        # all KILLS happen on every machine: once the scripts are through (a fast machine), the
+        # rest come quickly, and the sweep must still deliver what each killed worker left behind
         nonlocal kills
-        while kills < KILLS and not done.is_set():
-            await asyncio.sleep(rng.uniform(0.3, 0.9))
+        while kills < KILLS:
+            await asyncio.sleep(rng.uniform(0.05, 0.2) if done.is_set() else rng.uniform(0.3, 0.9))
             victim = rng.choice(workers)
             victim.kill()
             kills += 1
