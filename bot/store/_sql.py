@@ -455,7 +455,11 @@ class SqlUnitOfWork:
             if cur.rowcount == 0:
                 raise ConcurrentUpdate(f"conversation {c.key} was created meanwhile")
         else:
-            cur = self._write(
+            # _run, not _write: the savepoint would cost two statements on every turn, and a
+            # turn never goes on after a failed save (a ConcurrentUpdate is raised here, on the
+            # row count, with the transaction intact); on PostgreSQL a database error here
+            # (an unknown customer) leaves the unit of work unable to commit
+            cur = self._run(
                 "UPDATE conversations SET flow = :flow, state = :state, data = :data,"
                 " locale = :locale, customer_id = :customer_id, updated_at = :updated_at,"
                 " remind_at = :remind_at, version = version + 1"
