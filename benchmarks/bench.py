@@ -741,9 +741,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.workers import measure_in_flight, measure_workers, workers_table
 
         counts = [int(c) for c in args.workers.split(",")]
-        n = 50 if args.quick else 200
-        result["figures"] |= asyncio.run(measure_workers(counts, n, 10))
-        result["figures"] |= asyncio.run(measure_in_flight())
+        n, paced = (50, 20) if args.quick else (200, 100)
+        result["figures"] |= asyncio.run(measure_workers(counts, n, 10, paced))
+        sizes_20k = (2_000, 200) if args.quick else (20_000, 2_000)
+        result["figures"] |= asyncio.run(measure_in_flight(*sizes_20k))
     if args.json:
         print(json.dumps(result["figures"]))
     else:
