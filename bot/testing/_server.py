@@ -63,7 +63,13 @@ STRING_PARAMETERS = frozenset(
         "explanation",
     }
 )
-UNAUTHORIZED = json.dumps({"ok": False, "error_code": 401, "description": "Unauthorized"})
+
+
+def _error(status: int, description: str) -> bytes:
+    return json.dumps({"ok": False, "error_code": status, "description": description}).encode()
+
+
+UNAUTHORIZED = _error(401, "Unauthorized")
 
 
 def decode_parameter(name: str, value: str) -> Any:
@@ -93,12 +99,15 @@ class _Api(tornado.web.RequestHandler):
 
     async def post(self, token: str, method: str) -> None:
         if not self.server.accepts(token):
-            self._reply(401, UNAUTHORIZED.encode())
+            self._reply(401, UNAUTHORIZED)
             return
         params = self._parameters()
         if method == "getUpdates":
             await self._long_poll(float(params.get("timeout") or 0))
-        status, body = await self.server.tg.handle("POST", self.request.full_url(), params)
+        try:
+            status, body = await self.server.tg.handle("POST", self.request.full_url(), params)
+        except Exception as exc:  # e.g. a held call never released: Telegram's kind of 500
+            status, body = 500, _error(500, f"Internal Server Error: {exc!r}")
         self._reply(status, body)
 
     async def _long_poll(self, seconds: float) -> None:
@@ -137,7 +146,7 @@ class _Api(tornado.web.RequestHandler):
 class _File(_Api):
     async def get(self, token: str, method: str) -> None:
         if not self.server.accepts(token):
-            self._reply(401, UNAUTHORIZED.encode())
+            self._reply(401, UNAUTHORIZED)
             return
         status, body = await self.server.tg.handle("GET", self.request.full_url(), {})
         kind = "application/octet-stream" if status == 200 else "application/json"
@@ -243,10 +252,10 @@ class FakeBotApiServer:
 
         return self.run(call())
 
-    def until(self, condition: Callable[[], bool]) -> None:
-        """Wait (at most WAIT seconds) until the fake's calls satisfy `condition` (checked on
-        the server's loop); TimeoutError if they never do."""
-        self.run(self.tg.until(condition))
+    def until(self, condition: Callable[[], bool], seconds: float = WAIT) -> None:
+        """Wait (at most `seconds`) until the fake's calls satisfy `condition` (checked on the
+        server's loop); TimeoutError if they never do."""
+        self.run(self.tg.until(condition, seconds), seconds)
 
     def push(self, *updates: dict[str, Any]) -> None:
         """Updates for the next getUpdates answer (one answer holding them all); a getUpdates

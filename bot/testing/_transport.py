@@ -668,12 +668,12 @@ class FakeTelegram(BaseRequest):
     def clear(self) -> None:
         self.calls.clear()
 
-    async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait (at most WAIT seconds) until the recorded calls satisfy `condition`."""
+    async def until(self, condition: Callable[[], bool], seconds: float = WAIT) -> None:
+        """Wait (at most `seconds`) until the recorded calls satisfy `condition`."""
 
         async def wait() -> None:
             while not condition():
                 self._called.clear()
                 await self._called.wait()
 
-        await asyncio.wait_for(wait(), WAIT)
+        await asyncio.wait_for(wait(), seconds)
