@@ -13,7 +13,7 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 
-from bot.testing import TOKEN, WAIT, Failure, FakeBotApiServer, FakeTelegram, Updates, User
+from bot.testing import TOKEN, WAIT, Call, Failure, FakeBotApiServer, FakeTelegram, Updates, User
 
 ALICE = User(1001, language_code="en")
 
@@ -102,3 +102,16 @@ async def test_json_bodies_are_taken_and_unknown_tokens_refused(server: FakeBotA
         async with real_bot(server, "999:wrong"):
             pass
     assert server.call(lambda: server.tg.texts(ALICE.id)) == ["hi"]
+
+
+async def test_an_exception_in_the_fake_is_a_json_500_as_telegram_answers(
+    server: FakeBotApiServer,
+) -> None:
+    def broken(call: Call) -> None:
+        raise RuntimeError("the test's watcher broke")
+
+    server.call(lambda: server.tg.watch(broken))
+    async with httpx.AsyncClient(trust_env=False) as client:
+        answer = await client.post(f"{server.url}{TOKEN}/getMe")
+    assert answer.status_code == 500
+    assert answer.json()["ok"] is False and "watcher broke" in answer.json()["description"]
