@@ -134,6 +134,7 @@ class WebhookServer:
         `grace` seconds), then close the connections."""
         self.stopping = True
         self._server.stop()
+        log.info("webhook: stopping; %d update(s) in hand", self._handling)
         try:
             async with asyncio.timeout(grace):
                 await self._idle.wait()

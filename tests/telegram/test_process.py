@@ -84,6 +84,13 @@ class Worker:
         with httpx.Client(trust_env=False, timeout=2 * WAIT) as own:
             return own.post(url, content=json.dumps(update), headers=headers).status_code
 
+    def wait_for(self, line: str) -> None:
+        """Until the log says `line` (at most STOP seconds)."""
+        end = time.monotonic() + STOP
+        while not any(line in each for each in self.lines):
+            assert time.monotonic() < end, f"no {line!r} in the log:\n{self.log}"
+            time.sleep(0.02)
+
     def terminate(self) -> int:
         """SIGTERM, as a supervisor stops it; its exit code."""
         self.process.send_signal(signal.SIGTERM)
@@ -272,7 +279,8 @@ def test_sigterm_drains_the_webhook_worker_the_update_in_hand_is_answered(world:
         world.until(lambda tg: bool(tg.sent(ALICE.id)))
 
         worker.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        worker.wait_for("webhook: stopping; 1 update(s) in hand")
+        time.sleep(0.2)
         assert worker.process.poll() is None  # still draining
         # a new delivery while stopping: Telegram is told to come again (to another worker)
         assert worker.post(world.updates.command(BOB, "start"), client=kept_alive) == 503
