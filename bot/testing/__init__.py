@@ -11,6 +11,8 @@ tests and the benchmark all use this one.
 - `Updates`: raw update JSON of what users do (messages, commands, presses, contacts, photos,
   documents, albums, group and topic messages, edits, an update PTB cannot parse).
 - `Harness`: the real App (engine + store) and PTB Application on the fake, fed that JSON.
+- `FakeBotApiServer`: the fake served over loopback HTTP as a stand-in Bot API server, for a
+  real `refund-bot run` process (`telegram.base_url`).
 
 Nothing here imports pytest."""
 
@@ -27,6 +29,7 @@ from bot.testing._limits import (
     refusal,
     utf16_length,
 )
+from bot.testing._server import FakeBotApiServer
 from bot.testing._transport import (
     WAIT,
     Call,
@@ -58,6 +61,7 @@ __all__ = [
     "WAIT",
     "Call",
     "Failure",
+    "FakeBotApiServer",
     "FakeFile",
     "FakeTelegram",
     "Gate",

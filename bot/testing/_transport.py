@@ -337,12 +337,18 @@ class FakeTelegram(BaseRequest):
         connect_timeout: ODVInput[float] = DEFAULT_NONE,
         pool_timeout: ODVInput[float] = DEFAULT_NONE,
     ) -> tuple[int, bytes]:
+        params = dict(request_data.parameters) if request_data is not None else {}
+        return await self.handle(method, url, params)
+
+    async def handle(self, method: str, url: str, params: dict[str, Any]) -> tuple[int, bytes]:
+        """One request as Telegram gets it: a file download (GET of base_file_url/path) or a Bot
+        API method (the last part of `url`) with its decoded parameters; (HTTP status, body).
+        PTB's `do_request` and the loopback server (`FakeBotApiServer`) both end here."""
         if self.latency:
             await asyncio.sleep(self.latency / 2)
         if method == "GET":  # a file download from base_file_url
             answer = self._download(url)
         else:
-            params = dict(request_data.parameters) if request_data is not None else {}
             answer = await self._answer(Call(url.rsplit("/", 1)[-1], params, url))
         if self.latency:
             await asyncio.sleep(self.latency / 2)
@@ -662,12 +668,12 @@ class FakeTelegram(BaseRequest):
     def clear(self) -> None:
         self.calls.clear()
 
-    async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait (at most WAIT seconds) until the recorded calls satisfy `condition`."""
+    async def until(self, condition: Callable[[], bool], seconds: float = WAIT) -> None:
+        """Wait (at most `seconds`) until the recorded calls satisfy `condition`."""
 
         async def wait() -> None:
             while not condition():
                 self._called.clear()
                 await self._called.wait()
 
-        await asyncio.wait_for(wait(), WAIT)
+        await asyncio.wait_for(wait(), seconds)

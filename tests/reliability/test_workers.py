@@ -18,7 +18,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from tests.reliability.runner import LABEL
 from tests.reliability.support import Customer, chat_of, customers
 from tests.reliability.worker import PATH, SECRET
 from tests.store.postgres import Databases
-from tests.telegram.support import NOW
+from tests.telegram.support import NOW, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
@@ -49,13 +48,6 @@ KILLS = 5
 TWICE = 0.15  # share of updates posted to two workers at once
 DEADLINE = 40.0  # seconds for the whole run: nothing may hang
 REMINDER = "Your refund request isn't finished yet"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Worker:

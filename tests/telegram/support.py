@@ -6,6 +6,7 @@ dialogue runner, the reliability tests and the benchmark)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -49,6 +50,14 @@ def shop_orders() -> list[Order]:
             order_id="X1", product_name="别人的年卡", phone="+8613900139000", customer_name="李四"
         ),
     ]
+
+
+def free_port() -> int:
+    """A loopback port free now (tests, and other checkouts, run side by side)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def telegram_config(tmp_path: Path, **overrides: Any) -> Config:

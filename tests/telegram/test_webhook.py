@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,29 +17,25 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
-from bot.telegram._webhook import open_webhook
+from bot.telegram._webhook import WebhookServer, open_webhook
 from bot.testing import WAIT, FakeTelegram
-from tests.telegram.support import ALICE, ShopHarness, telegram_config
+from tests.telegram.support import ALICE, BOB, ShopHarness, free_port, telegram_config
 
 SECRET = "s3cret-Token_for-tests"
 JSON = {"Content-Type": "application/json"}
 SIGNED = {**JSON, "X-Telegram-Bot-Api-Secret-Token": SECRET}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Webhook:
     """A bot running PTB's webhook server on loopback, and a client posting to it."""
 
-    def __init__(self, harness: ShopHarness, url: str, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, harness: ShopHarness, url: str, client: httpx.AsyncClient, server: WebhookServer
+    ) -> None:
         self.harness = harness
         self.url = url
         self.client = client
+        self.server = server
 
     async def post(self, update: dict[str, Any], headers: dict[str, str] = SIGNED) -> int:
         response = await self.client.post(self.url, content=json.dumps(update), headers=headers)
@@ -72,7 +67,7 @@ async def webhook(tmp_path: Path, clock: FixedClock, tg: FakeTelegram) -> AsyncI
     await app.start()
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=WAIT) as client:
-            yield Webhook(harness, f"http://127.0.0.1:{port}/tg-hook", client)
+            yield Webhook(harness, f"http://127.0.0.1:{port}/tg-hook", client, server)
     finally:
         await server.stop()
         await app.stop()
@@ -166,3 +161,46 @@ async def test_telegram_hears_200_only_after_the_turn_committed_and_replied(
         assert await hook.post(up.contact(ALICE)) == 200
         assert hook.harness.conversation(ALICE).version == 2
         assert any(t.startswith("Verified") for t in tg.texts(ALICE.id))
+
+
+async def test_a_stopping_server_answers_the_update_in_hand_and_turns_new_ones_away(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram
+) -> None:
+    """SIGTERM while a turn's reply is in the network: the worker waits for it and answers 200
+    (else Telegram's redelivery would find the turn done and the reply only in the outbox); a
+    delivery on a kept-alive connection meanwhile is 503, which Telegram retries."""
+    async with webhook(tmp_path, clock, tg) as hook:
+        up = hook.harness.updates
+        assert await hook.post(up.command(BOB, "start"), JSON) == 403  # the connection stays open
+        gate = tg.hold("sendMessage")
+        async with httpx.AsyncClient(trust_env=False, timeout=WAIT) as other:
+            in_hand = asyncio.create_task(
+                other.post(hook.url, content=json.dumps(up.command(ALICE, "start")), headers=SIGNED)
+            )
+            await tg.until(lambda: bool(tg.sent(ALICE.id)))
+            stopping = asyncio.create_task(hook.server.stop())
+            await asyncio.sleep(0.2)
+            assert not stopping.done()
+            assert await hook.post(up.command(BOB, "start")) == 503
+            gate.release()
+            assert (await in_hand).status_code == 200
+            await asyncio.wait_for(stopping, WAIT)
+        (reply,) = [c for c in tg.calls if c.method == "sendMessage"]
+        assert reply.result is not None and reply.params["chat_id"] == ALICE.id
+        assert hook.count("outbox WHERE sent_at IS NULL") == 0
+        assert tg.sent(BOB.id) == []
+
+
+async def test_a_stopping_server_waits_for_the_update_in_hand_only_so_long(
+    tmp_path: Path, clock: FixedClock, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with webhook(tmp_path, clock, tg) as hook:
+        gate = tg.hold("sendMessage")
+        in_hand = asyncio.create_task(hook.post(hook.harness.updates.command(ALICE, "start")))
+        await tg.until(lambda: bool(tg.sent(ALICE.id)))
+        with caplog.at_level(logging.WARNING, logger="bot.telegram._webhook"):
+            await asyncio.wait_for(hook.server.stop(grace=0.2), WAIT)
+        assert "1 update(s) still being handled after 0.2 s" in caplog.text
+        with pytest.raises(httpx.RemoteProtocolError):  # no answer: Telegram sends it again
+            await in_hand
+        gate.release()
