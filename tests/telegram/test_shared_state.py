@@ -57,6 +57,12 @@ class Workers:
         self.started.append(worker)
         return worker
 
+    async def at_evidence(self) -> tuple[ShopHarness, ShopHarness]:
+        """Two workers, Alice at the evidence step of an application."""
+        a, b = await self.start(), await self.start()
+        await a.to_evidence(ALICE)
+        return a, b
+
     async def stop(self) -> None:
         for worker in self.started:
             await worker.stop()
@@ -102,8 +108,7 @@ async def killed(worker: ShopHarness) -> None:
 async def test_parts_reaching_two_workers_are_one_turn_with_every_file(
     workers: Workers, tg: FakeTelegram
 ) -> None:
-    a, b = await workers.start(), await workers.start()
-    await a.to_evidence(ALICE)
+    a, b = await workers.at_evidence()
     up = a.updates
     await a.process(up.photo(ALICE, "w1", album="alb-w"))
     await b.process(up.photo(ALICE, "w2", album="alb-w"))
@@ -120,8 +125,7 @@ async def test_parts_reaching_two_workers_are_one_turn_with_every_file(
 async def test_the_worker_of_the_latest_part_hands_the_album_over_after_the_wait(
     workers: Workers, tg: FakeTelegram
 ) -> None:
-    a, b = await workers.start(), await workers.start()
-    await a.to_evidence(ALICE)
+    a, b = await workers.at_evidence()
     for worker in (a, b):
         assert worker.bot is not None
         worker.bot.adapter.album_wait = 0.1
@@ -142,8 +146,7 @@ async def test_the_worker_of_the_latest_part_hands_the_album_over_after_the_wait
 async def test_two_workers_handing_one_album_over_at_once_make_one_turn(
     workers: Workers, tg: FakeTelegram
 ) -> None:
-    a, b = await workers.start(), await workers.start()
-    await a.to_evidence(ALICE)
+    a, b = await workers.at_evidence()
     up = a.updates
     await a.process(up.photo(ALICE, "c1", album="alb-c"))
     await b.process(up.photo(ALICE, "c2", album="alb-c"))
@@ -156,8 +159,7 @@ async def test_two_workers_handing_one_album_over_at_once_make_one_turn(
 async def test_a_part_redelivered_after_its_album_was_handled_changes_nothing(
     workers: Workers, tg: FakeTelegram
 ) -> None:
-    a, b = await workers.start(), await workers.start()
-    await a.to_evidence(ALICE)
+    a, b = await workers.at_evidence()
     up = a.updates
     parts = [up.photo(ALICE, f"r{i}", album="alb-r") for i in range(2)]
     await a.process(parts[0])
@@ -199,8 +201,7 @@ async def test_a_part_left_by_a_worker_that_died_is_handed_over_by_the_sweep(
 async def test_a_text_after_an_album_on_another_worker_waits_for_the_album(
     workers: Workers, tg: FakeTelegram
 ) -> None:
-    a, b = await workers.start(), await workers.start()
-    await a.to_evidence(ALICE)
+    a, b = await workers.at_evidence()
     tg.clear()
     up = a.updates
     await a.process(up.photo(ALICE, "o1", album="alb-o"))
@@ -218,8 +219,7 @@ async def test_a_text_after_an_album_on_another_worker_waits_for_the_album(
 async def test_an_album_after_another_album_goes_after_it(
     workers: Workers, tg: FakeTelegram
 ) -> None:
-    a, b = await workers.start(), await workers.start()
-    await a.to_evidence(ALICE)
+    a, b = await workers.at_evidence()
     up = a.updates
     await a.process(up.photo(ALICE, "x1", album="alb-x"))
     await b.process(up.photo(ALICE, "y1", album="alb-y"))  # another album: the first goes first
