@@ -101,6 +101,12 @@ class Outbox:
     # batch being delivered (usually a turn's one or two replies): a worker killed after Telegram
     # accepted a message and before the record committed; the next holder sends it again.
     # On SQLite (one process) a record rides on the next unit of work as described above.
+    #
+    # A contact-request reply keyboard stays up until a message takes it away: the next reply
+    # without buttons does, when the recipient's flag (recipient_state) says it may be showing.
+    # The flag is the lease holder's: read with the pending messages when the lease opens,
+    # written back before it is let go only if a delivery changed it (once when the keyboard is
+    # shown, once when it is taken away), so any worker, and a restarted one, knows it.
 
     def __init__(
         self, store: Store, clock: Clock, fallback: Callable[[str], str] | None = None
