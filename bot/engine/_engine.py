@@ -82,8 +82,10 @@ class Engine:
         self, event: Inbound, also: Callable[[UnitOfWork], None] | None = None
     ) -> TurnResult:
         """Apply one inbound event; the same dedupe key a second time changes nothing. `also`
-        writes the caller's own rows in the turn's unit of work (not for a duplicate), so they
-        commit with the turn or not at all (the adapter drops the album parts a turn handled)."""
+        runs in the turn's unit of work once its dedupe key is recorded (not for a duplicate):
+        the caller's own reads and writes, committed with the turn or not at all; what it
+        raises rolls the turn back and goes up (the adapter drops the album parts an album's
+        turn handled, and turns an update back while an album of its chat waits)."""
         now = self.clock.now()
         for attempt in range(_ATTEMPTS):
             try:

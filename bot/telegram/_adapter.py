@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -17,9 +18,9 @@ from telegram import Bot, CallbackQuery, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.engine import Inbound, TurnResult, turn_locale
+from bot.engine import turn_locale
 from bot.handoff import DeskContext
-from bot.store import AlbumPart, UnitOfWork
+from bot.store import AlbumPart, ConversationKey, UnitOfWork
 from bot.telegram._api import remove_inline_keyboard
 from bot.telegram._commands import register_commands
 from bot.telegram._desk import TelegramDesk, answer_press
@@ -41,6 +42,17 @@ Context = ContextTypes.DEFAULT_TYPE
 ALBUM_GRACE = 2.0
 ALBUM_SWEEP_SECONDS = 5.0  # how often the sweep looks (one worker at a time)
 _EVERYTHING = datetime.max.replace(tzinfo=UTC)
+
+
+class _AlbumWaits(Exception):
+    """An update's turn found an album of its chat waiting: the album goes first."""
+
+
+def _no_album_waiting(key: ConversationKey, uow: UnitOfWork) -> None:
+    """Run in an update's turn, after its dedupe key (a duplicate never gets here): an album of
+    the chat waiting rolls the turn back."""
+    if uow.pending_album(key.channel, key.user_id) is not None:
+        raise _AlbumWaits(key)
 
 
 @dataclasses.dataclass
@@ -214,18 +226,18 @@ class TelegramAdapter:
         # in a thread: a slow or locked database holds up this chat only; a busy one is tried
         # again with backoff, and only when it stays busy does the customer get the apology
         delays = self.busy_retry_delays
-        if album is not None:
-            result = await retrying(delays, self.engine.handle, inbound, album)
-        else:
-            found = await retrying(delays, self._handle_after_albums, inbound)
-            if found is None:
-                # an album of the chat waits, stored here or by another worker: it came first,
-                # so its turn goes first and the chat's order holds (a failure of it is reported
-                # for the album; this update is still handled)
-                await self._hand_over(bot, incoming.chat_id)
-                started = time.perf_counter()
-                found = await retrying(delays, self.engine.handle, inbound)
-            result = found
+        try:
+            # an ordinary update's turn looks for a waiting album first, in its own unit of
+            # work (one indexed query, under the chat's transaction lock)
+            also = album or functools.partial(_no_album_waiting, inbound.key)
+            result = await retrying(delays, self.engine.handle, inbound, also)
+        except _AlbumWaits:
+            # an album of the chat waits, stored here or by another worker: it came first, so
+            # its turn goes first and the chat's order holds (the turn above rolled back; a
+            # failure of the album is reported for it, and this update is still handled)
+            await self._hand_over(bot, incoming.chat_id)
+            started = time.perf_counter()
+            result = await retrying(delays, self.engine.handle, inbound)
         if self.watch is not None:
             self.watch.turn(incoming, result, time.perf_counter() - started)
         # Committed. From here on a failure must not stop the delivery of what was committed.
@@ -236,14 +248,6 @@ class TelegramAdapter:
                 await self._remove_keyboard(bot, query)
         await self.outbox.deliver(bot, str(incoming.chat_id))
         await self.desk.after_turn(bot, incoming, result)
-
-    def _handle_after_albums(self, inbound: Inbound) -> TurnResult | None:
-        """The turn, unless an album of the chat waits (None): one cheap query more per update,
-        in the same hop to a store thread as the turn."""
-        with self.app.store.unit_of_work() as uow:
-            if uow.pending_album(inbound.key.channel, inbound.key.user_id) is not None:
-                return None
-        return self.engine.handle(inbound)
 
     async def _answer(self, query: CallbackQuery, text: str | None) -> None:
         await answer_press(query, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.config import Config
 from bot.engine import Button, Inbound, Reply, TurnResult
-from bot.store import OutboxMessage
+from bot.store import OutboxMessage, UnitOfWork
 from bot.telegram import IncomingLimit
 from bot.telegram._outbox import RECORD_WITHIN
 from bot.testing import Failure, FakeTelegram
@@ -196,10 +197,10 @@ async def test_an_error_in_one_update_is_logged_apologised_and_others_carry_on(
     engine = harness.engine_app.engine
     real = engine.handle
 
-    def handle(event: Inbound) -> TurnResult:
+    def handle(event: Inbound, also: Callable[[UnitOfWork], None] | None = None) -> TurnResult:
         if event.key.user_id == str(ALICE.id):
             raise RuntimeError("disk on fire")
-        return real(event)
+        return real(event, also)
 
     engine.handle = handle  # type: ignore[method-assign]
     update = harness.updates.command(ALICE, "start")
