@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,19 +78,25 @@ class Engine:
 
     # -- public ------------------------------------------------------------------------------
 
-    def handle(self, event: Inbound) -> TurnResult:
-        """Apply one inbound event; the same dedupe key a second time changes nothing."""
+    def handle(
+        self, event: Inbound, also: Callable[[UnitOfWork], None] | None = None
+    ) -> TurnResult:
+        """Apply one inbound event; the same dedupe key a second time changes nothing. `also`
+        runs in the turn's unit of work once its dedupe key is recorded (not for a duplicate):
+        the caller's own reads and writes, committed with the turn or not at all; what it
+        raises rolls the turn back and goes up (the adapter drops the album parts an album's
+        turn handled, and turns an update back while an album of its chat waits)."""
         now = self.clock.now()
         for attempt in range(_ATTEMPTS):
             try:
                 try:
                     with self.store.unit_of_work() as uow:
-                        return self._handle(uow, event, now, None)
+                        return self._handle(uow, event, now, None, also)
                 except Refusal as refused:
                     # an action found it cannot go on (e.g. another process opened a ticket for
                     # the same order): its writes are rolled back; record the event and explain
                     with self.store.unit_of_work() as uow:
-                        return self._handle(uow, event, now, refused)
+                        return self._handle(uow, event, now, refused, also)
             except ConcurrentUpdate:
                 # another process moved this conversation meanwhile: replay on its new state
                 log.info(
@@ -126,13 +133,20 @@ class Engine:
     # -- one turn ----------------------------------------------------------------------------
 
     def _handle(
-        self, uow: UnitOfWork, event: Inbound, now: datetime, refused: Refusal | None
+        self,
+        uow: UnitOfWork,
+        event: Inbound,
+        now: datetime,
+        refused: Refusal | None,
+        also: Callable[[UnitOfWork], None] | None = None,
     ) -> TurnResult:
         # one turn of a chat at a time across processes (a no-op on SQLite's single writer), so
         # that two workers given the same chat's updates keep its order and its dedupe key
         uow.lock_chat(event.key.channel, event.key.user_id)
         if not uow.mark_processed(event.dedupe_key, now):
             return TurnResult(duplicate=True)
+        if also is not None:
+            also(uow)
         conv = uow.conversation(event.key) or self._new_conversation(uow, event)
         turn = Turn(
             state=conv.state, conv=conv, uow=uow, event=event, now=now, services=self.services

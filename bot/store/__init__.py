@@ -3,6 +3,7 @@ and `open_store(url)` to open the one a URL names."""
 
 from bot.store._interface import (
     AgentFacts,
+    AlbumPart,
     Backlog,
     Block,
     CaseEntry,
@@ -31,6 +32,7 @@ from bot.store._url import BadStoreUrl, StoreUrl, mask, open_store, parse_store_
 
 __all__ = [
     "AgentFacts",
+    "AlbumPart",
     "Backlog",
     "BadStoreUrl",
     "Block",

@@ -144,6 +144,20 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class AlbumPart:
+    """One part of an album (a media group: the channel sends one update per file) waiting to be
+    handed to the engine with the others as one turn, by whichever process collects it."""
+
+    channel: str
+    chat: str  # chat id in the channel
+    group_id: str  # the media group: the parts of one album share it
+    update_id: int  # the channel's update id: the parts' order
+    dedupe_key: str  # the update's key in the exactly-once record
+    payload: str  # the update as received (JSON text), parsed again when handed over
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TicketFacts:
     """What reports and the finance export read of a ticket: its columns without the quote, the
     order's payment channel and the coupon the quote returns (cheap to read by the ten thousand)."""
@@ -323,6 +337,23 @@ class UnitOfWork(Protocol):
         self, limit: int = 100, channel: str | None = None, recipient: str | None = None
     ) -> list[OutboxMessage]: ...  # oldest first; optionally one channel / one recipient
     def mark_sent(self, outbox_id: int, at: datetime) -> None: ...
+    # a recipient's first pending messages and whether its chat may still show a reply keyboard
+    # (one query; False when nothing is pending), and that flag set: see Lease
+    def open_recipient(
+        self, limit: int, channel: str, recipient: str
+    ) -> tuple[list[OutboxMessage], bool]: ...
+    def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None: ...
+
+    # album parts waiting to be handed over together (any process may collect a chat's album)
+    # False: not stored, the part's update was handled already (a redelivery); True: it waits
+    # now (a part stored twice is stored once)
+    def add_album_part(self, part: AlbumPart) -> bool: ...
+    def pending_album(self, channel: str, chat: str) -> str | None: ...  # group of the oldest part
+    def album_parts(self, channel: str, chat: str) -> list[AlbumPart]: ...  # by update id
+    # handed over: the parts are dropped and their dedupe keys recorded as processed
+    def drop_album_parts(self, channel: str, update_ids: Sequence[int], at: datetime) -> None: ...
+    # chats whose latest part was received before `before` (the worker collecting it may be gone)
+    def idle_albums(self, channel: str, before: datetime) -> list[str]: ...
 
     # locks across processes, held until the unit of work ends (nothing to take on SQLite, whose
     # one writer at a time already serialises units of work; advisory locks on PostgreSQL)
@@ -339,6 +370,12 @@ class Lease(Protocol):
         self, limit: int = 100, channel: str | None = None, recipient: str | None = None
     ) -> list[OutboxMessage]: ...
     def record_sent(self, outbox_id: int, at: datetime) -> None: ...  # durable before release
+    # a recipient's first pending messages and, read with them in the same query, whether the
+    # recipient's chat may still show a reply keyboard (False when nothing is pending)
+    def open_recipient(
+        self, limit: int, channel: str, recipient: str
+    ) -> tuple[list[OutboxMessage], bool]: ...
+    def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None: ...
 
 
 class Store(Protocol):

@@ -205,3 +205,11 @@ class _PgLease:
 
     def record_sent(self, outbox_id: int, at: datetime) -> None:
         self._work.mark_sent(outbox_id, at)
+
+    def open_recipient(
+        self, limit: int, channel: str, recipient: str
+    ) -> tuple[list[OutboxMessage], bool]:
+        return self._work.open_recipient(limit, channel, recipient)
+
+    def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None:
+        self._work.set_reply_keyboard(channel, recipient, shown)

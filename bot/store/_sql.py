@@ -46,6 +46,7 @@ from bot.store import _rows as rows
 from bot.store._dialect import Dialect
 from bot.store._interface import (
     AgentFacts,
+    AlbumPart,
     Backlog,
     Block,
     CaseEntry,
@@ -949,6 +950,107 @@ class SqlUnitOfWork:
         ):
             raise NotFound(f"no outbox message {outbox_id}")
 
+    def open_recipient(
+        self, limit: int, channel: str, recipient: str
+    ) -> tuple[list[OutboxMessage], bool]:
+        """The recipient's first unsent messages and, in the same query, its reply-keyboard flag."""
+        found = self._run(
+            f"SELECT {rows.OUTBOX_COLS}, (SELECT reply_keyboard FROM recipient_state"
+            " WHERE channel = :channel AND recipient = :recipient)"
+            " FROM outbox WHERE sent_at IS NULL AND channel = :channel AND recipient = :recipient"
+            " ORDER BY created_at, outbox_id LIMIT :limit",
+            {"channel": channel, "recipient": recipient, "limit": limit},
+        ).fetchall()
+        shown = bool(found[0][-1]) if found else False
+        return [rows.outbox(self._d, r) for r in found], shown
+
+    def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None:
+        """Remember whether the recipient's chat may show a reply keyboard (only `True` is kept
+        as a row: the table holds the chats that may)."""
+        params: Params = {"channel": channel, "recipient": recipient, "yes": True}
+        if shown:
+            self._run(
+                "INSERT INTO recipient_state (channel, recipient, reply_keyboard)"
+                " VALUES (:channel, :recipient, :yes) ON CONFLICT (channel, recipient)"
+                " DO UPDATE SET reply_keyboard = excluded.reply_keyboard",
+                params,
+            )
+        else:
+            self._run(
+                "DELETE FROM recipient_state WHERE channel = :channel AND recipient = :recipient",
+                params,
+            )
+
+    # album parts
+
+    def add_album_part(self, part: AlbumPart) -> bool:
+        """Store a part unless its update was handled already; True when it waits now."""
+        key: Params = {"key": part.dedupe_key}
+        cur = self._run(
+            "INSERT INTO album_parts"
+            " (channel, chat, group_id, update_id, dedupe_key, payload, received_at)"
+            " SELECT :channel, :chat, :group_id, :update_id, :key, :payload, :at"
+            " WHERE NOT EXISTS (SELECT 1 FROM processed_updates WHERE dedupe_key = :key)"
+            " ON CONFLICT (channel, update_id) DO NOTHING",
+            {
+                "channel": part.channel,
+                "chat": part.chat,
+                "group_id": part.group_id,
+                "update_id": part.update_id,
+                "payload": part.payload,
+                "at": self._d.ts(part.received_at),
+            }
+            | key,
+        )
+        if cur.rowcount == 1:
+            return True
+        handled = self._run(
+            "SELECT 1 FROM processed_updates WHERE dedupe_key = :key", key
+        ).fetchone()
+        return handled is None  # else stored already (by this process or another)
+
+    def pending_album(self, channel: str, chat: str) -> str | None:
+        """The media group of the chat's oldest waiting part; None when nothing waits."""
+        row = self._run(
+            "SELECT group_id FROM album_parts WHERE channel = :channel AND chat = :chat"
+            " ORDER BY update_id LIMIT 1",
+            {"channel": channel, "chat": chat},
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def album_parts(self, channel: str, chat: str) -> list[AlbumPart]:
+        """The chat's waiting parts (of every album), by update id."""
+        found = self._run(
+            "SELECT channel, chat, group_id, update_id, dedupe_key, payload, received_at"
+            " FROM album_parts WHERE channel = :channel AND chat = :chat ORDER BY update_id",
+            {"channel": channel, "chat": chat},
+        ).fetchall()
+        return [AlbumPart(r[0], r[1], r[2], int(r[3]), r[4], r[5], self._d.dt(r[6])) for r in found]
+
+    def drop_album_parts(self, channel: str, update_ids: Sequence[int], at: datetime) -> None:
+        """The parts were handed over: record their dedupe keys as processed, drop them."""
+        if not update_ids:
+            return
+        params: Params = {f"u{i}": update_id for i, update_id in enumerate(update_ids)}
+        where = f"channel = :channel AND update_id IN ({', '.join(f':{k}' for k in params)})"
+        params |= {"channel": channel, "at": self._d.ts(at)}
+        self._run(
+            "INSERT INTO processed_updates (dedupe_key, at)"
+            f" SELECT dedupe_key, :at FROM album_parts WHERE {where}"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
+            params,
+        )
+        self._run(f"DELETE FROM album_parts WHERE {where}", params)
+
+    def idle_albums(self, channel: str, before: datetime) -> list[str]:
+        """Chats whose latest waiting part was received before `before`, oldest album first."""
+        found = self._run(
+            "SELECT chat FROM album_parts WHERE channel = :channel"
+            " GROUP BY chat HAVING max(received_at) < :before ORDER BY min(update_id)",
+            {"channel": channel, "before": self._d.ts(before)},
+        ).fetchall()
+        return [str(r[0]) for r in found]
+
 
 _CREATED = "t.created_at >= :start AND t.created_at < :end"
 _DECIDED = "'approve', 'reject'"
@@ -968,6 +1070,16 @@ class _StoreLease:
 
     def record_sent(self, outbox_id: int, at: datetime) -> None:
         self._store.mark_sent_soon([outbox_id], at)
+
+    def open_recipient(
+        self, limit: int, channel: str, recipient: str
+    ) -> tuple[list[OutboxMessage], bool]:
+        with self._store.unit_of_work() as uow:
+            return uow.open_recipient(limit, channel, recipient)
+
+    def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None:
+        with self._store.unit_of_work() as uow:
+            uow.set_reply_keyboard(channel, recipient, shown)
 
 
 def _returns(sql: str) -> bool:

@@ -1,8 +1,9 @@
 """The python-telegram-bot adapter: Telegram updates in, engine turns, outbox messages out.
 
 Thin on purpose: it parses updates into `Inbound` events, authorises presses, limits floods,
-collects albums, lets the engine run the turn (which commits the dedupe key, the state and the
-replies together) and renders the outbox as Telegram messages."""
+collects albums (their parts wait in the store, so any worker may hand one over), lets the engine
+run the turn (which commits the dedupe key, the state and the replies together) and renders the
+outbox as Telegram messages."""
 
 from bot.telegram._adapter import TelegramAdapter
 from bot.telegram._application import (

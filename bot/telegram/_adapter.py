@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from datetime import timedelta
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Bot, CallbackQuery, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.engine import Kind, turn_locale
+from bot.engine import turn_locale
 from bot.handoff import DeskContext
+from bot.store import AlbumPart, ConversationKey, UnitOfWork
 from bot.telegram._api import remove_inline_keyboard
 from bot.telegram._commands import register_commands
 from bot.telegram._desk import TelegramDesk, answer_press
@@ -25,7 +28,7 @@ from bot.telegram._files import EvidenceDownloads
 from bot.telegram._flood import IncomingLimit, Verdict
 from bot.telegram._offloop import BUSY_RETRY_DELAYS, leased, retrying, use_store_threads
 from bot.telegram._outbox import Outbox
-from bot.telegram._parse import Incoming, conversation_key, dedupe_key, parse_update
+from bot.telegram._parse import CHANNEL, Incoming, conversation_key, dedupe_key, parse_update
 from bot.telegram._processor import ChatLocks
 from bot.telegram._watch import Watch
 
@@ -34,13 +37,32 @@ log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 
 
+# an album whose latest part is older than album_wait + this is handed over by the sweep (the
+# worker that stored that part stopped before its timer fired)
+ALBUM_GRACE = 2.0
+ALBUM_SWEEP_SECONDS = 5.0  # how often the sweep looks (one worker at a time)
+_EVERYTHING = datetime.max.replace(tzinfo=UTC)
+
+
+class _AlbumWaits(Exception):
+    """An update's turn found an album of its chat waiting: the album goes first."""
+
+
+def _no_album_waiting(key: ConversationKey, uow: UnitOfWork) -> None:
+    """Run in an update's turn, after its dedupe key (a duplicate never gets here): an album of
+    the chat waiting rolls the turn back."""
+    if uow.pending_album(key.channel, key.user_id) is not None:
+        raise _AlbumWaits(key)
+
+
 @dataclasses.dataclass
-class _Album:
-    """The parts of a media group seen so far in one chat."""
+class _Waiting:
+    """The latest part of a chat's album this worker stored, and the timer that hands the album
+    over `album_wait` after it (if no later part came meanwhile, to this worker or another)."""
 
     group_id: str
-    parts: list[tuple[Incoming, Update]]
-    timer: asyncio.TimerHandle | None = None
+    update_id: int
+    timer: asyncio.TimerHandle
 
 
 class TelegramAdapter:
@@ -64,7 +86,8 @@ class TelegramAdapter:
         checked = settings.check_file_content or folder is not None
         self.downloads = EvidenceDownloads(folder) if checked else None
         self.album_wait = settings.album_wait_seconds
-        self._albums: dict[int, _Album] = {}  # chat id -> the album being collected there
+        # chat id -> the album part this worker stored last there (the parts are in the store)
+        self._waiting: dict[int, _Waiting] = {}
         # pauses between attempts of a turn that met a busy database (tests shorten them)
         self.busy_retry_delays: tuple[float, ...] = BUSY_RETRY_DELAYS
         self._album_tasks: set[asyncio.Task[None]] = set()
@@ -90,9 +113,10 @@ class TelegramAdapter:
             # in a private chat only its owner can press: anything else is forged
             await self._answer(query, await self._text(incoming, "button.stale"))
             return
-        album = self._albums.get(incoming.chat_id)
-        continues_album = album is not None and incoming.media_group_id == album.group_id
-        if not continues_album:  # an album counts once against the limit
+        waiting = self._waiting.get(incoming.chat_id)
+        group = incoming.media_group_id
+        continues_album = waiting is not None and group == waiting.group_id
+        if not continues_album:  # an album counts once against the limit (of this worker)
             verdict = self.limit.check(incoming.user_id)
             if verdict is not Verdict.ALLOW:
                 if query is not None:
@@ -100,13 +124,10 @@ class TelegramAdapter:
                 if verdict is Verdict.WARN:
                     await self._notify(bot, incoming, "telegram.flood")
                 return
-        if album is not None and not continues_album:
-            # the album came first: its turn goes first, so the chat's order holds (and if it
-            # fails, that is reported for the album; this update is still handled)
-            await self._flush_album_safely(bot, incoming.chat_id)
-        if incoming.media_group_id is not None:
-            self._collect(bot, incoming, update)
+        if group is not None:
+            await self._collect(bot, incoming, update, group)
             return
+        # an album of the chat still waiting (here or on another worker) goes first: see _turn
         await self._turn(bot, incoming, query)
 
     async def on_error(self, update: object, context: Context) -> None:
@@ -136,9 +157,13 @@ class TelegramAdapter:
             log.warning("agent desk: due cards not posted at start: %s", exc)
 
     async def shut_down(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """post_stop: an album still being collected is handled rather than lost; what was
-        delivered is recorded as such."""
-        await self.flush_albums(application.bot)
+        """post_stop: an album this worker is collecting is handled now rather than by another
+        worker's sweep later; what was delivered is recorded as such."""
+        bot = application.bot
+        for chat_id in list(self._waiting):
+            async with self.locks.hold(chat_id):
+                if self._forget_waiting(chat_id):
+                    await self._hand_over(bot, chat_id)
         self.outbox.record_now()
 
     def once(
@@ -171,6 +196,12 @@ class TelegramAdapter:
         with self.app.store.unit_of_work() as uow:
             return uow.forget_processed(self.app.clock.now() - timedelta(days=days))
 
+    async def album_job(self, context: Context) -> None:
+        """Repeating job: albums whose latest part is older than album_wait + ALBUM_GRACE (the
+        worker that stored it stopped before handing the album over) are handed over here."""
+        idle = self.app.clock.now() - timedelta(seconds=self.album_wait + ALBUM_GRACE)
+        await self._hand_over_idle(context.bot, idle)
+
     async def reminder_job(self, context: Context) -> None:
         """Repeating job: the one reminder of flows left unfinished."""
         if await asyncio.to_thread(self.engine.fire_reminders):
@@ -183,24 +214,33 @@ class TelegramAdapter:
         bot: Bot,
         incoming: Incoming,
         query: CallbackQuery | None,
-        also_processed: Iterable[str] = (),
+        album: Callable[[UnitOfWork], None] | None = None,
     ) -> None:
+        """One turn of the engine, then the press answered and the replies delivered. `album`:
+        this is an album's turn, and `album` drops its parts in the turn's unit of work."""
         inbound = incoming.inbound
         if inbound.files and self.downloads is not None:
             files = [await self.downloads.fetch(bot, info) for info in inbound.files]
             inbound = dataclasses.replace(inbound, files=tuple(files))
-        if inbound.kind is Kind.CONTACT:
-            # the customer used the contact keyboard: the next plain reply takes it away
-            self.outbox.reply_keyboard_shown(str(incoming.chat_id))
         started = time.perf_counter()
         # in a thread: a slow or locked database holds up this chat only; a busy one is tried
         # again with backoff, and only when it stays busy does the customer get the apology
-        result = await retrying(self.busy_retry_delays, self.engine.handle, inbound)
+        delays = self.busy_retry_delays
+        try:
+            # an ordinary update's turn looks for a waiting album first, in its own unit of
+            # work (one indexed query, under the chat's transaction lock)
+            also = album or functools.partial(_no_album_waiting, inbound.key)
+            result = await retrying(delays, self.engine.handle, inbound, also)
+        except _AlbumWaits:
+            # an album of the chat waits, stored here or by another worker: it came first, so
+            # its turn goes first and the chat's order holds (the turn above rolled back; a
+            # failure of the album is reported for it, and this update is still handled)
+            await self._hand_over(bot, incoming.chat_id)
+            started = time.perf_counter()
+            result = await retrying(delays, self.engine.handle, inbound)
         if self.watch is not None:
             self.watch.turn(incoming, result, time.perf_counter() - started)
         # Committed. From here on a failure must not stop the delivery of what was committed.
-        if also_processed:
-            await asyncio.to_thread(self._record_processed, also_processed)
         if query is not None:
             await self._answer(query, result.button_answer)
             if not result.duplicate and result.button_answer is None:
@@ -208,18 +248,6 @@ class TelegramAdapter:
                 await self._remove_keyboard(bot, query)
         await self.outbox.deliver(bot, str(incoming.chat_id))
         await self.desk.after_turn(bot, incoming, result)
-
-    def _record_processed(self, keys: Iterable[str]) -> None:
-        """The other updates of an album: a later redelivery of one of them changes nothing."""
-        keys = list(keys)
-        if not keys:
-            return
-        try:
-            with self.app.store.unit_of_work() as uow:
-                for key in keys:
-                    uow.mark_processed(key, self.app.clock.now())
-        except Exception:  # only a redelivery guard: the turn itself has committed
-            log.exception("album update ids %s not recorded", keys)
 
     async def _answer(self, query: CallbackQuery, text: str | None) -> None:
         await answer_press(query, text)
@@ -234,51 +262,157 @@ class TelegramAdapter:
             log.info("keyboard of message %s not removed: %s", message.message_id, exc)
 
     # -- albums ------------------------------------------------------------------------------
+    #
+    # An album arrives as one update per file, all with its media_group_id, and becomes ONE
+    # turn. Its parts wait in the store (album_parts), each stored before its update is
+    # acknowledged, so that a crash loses none and the parts may reach different workers. The
+    # worker that stored a chat's latest part hands the album over `album_wait` after it; any
+    # other update of the chat hands it over first, on whichever worker it arrives; the sweep
+    # (album_job) takes what a stopped worker left. Handing over reads the parts, merges them
+    # into one event deduplicated by the first part's update id and runs the turn, which drops
+    # the parts and records their update ids in its own unit of work: two workers handing the
+    # same album over at once make one turn (the second is a duplicate).
 
-    def _collect(self, bot: Bot, incoming: Incoming, update: Update) -> None:
-        """Add an album part; the album is handled `album_wait` after its latest part."""
-        assert incoming.media_group_id is not None
-        album = self._albums.get(incoming.chat_id)
-        if album is None:
-            album = self._albums[incoming.chat_id] = _Album(incoming.media_group_id, [])
-        album.parts.append((incoming, update))
-        if album.timer is not None:
-            album.timer.cancel()
-        album.timer = asyncio.get_running_loop().call_later(
-            self.album_wait, self._album_due, bot, incoming.chat_id, album
+    async def _collect(self, bot: Bot, incoming: Incoming, update: Update, group: str) -> None:
+        """Store an album part; the album is handed over `album_wait` after its latest part."""
+        part = AlbumPart(
+            channel=CHANNEL,
+            chat=str(incoming.chat_id),
+            group_id=group,
+            update_id=incoming.update_id,
+            dedupe_key=dedupe_key(incoming.update_id),
+            payload=update.to_json(),
+            received_at=self.app.clock.now(),
         )
+        waits, oldest = await retrying(self.busy_retry_delays, self._store_part, part)
+        if oldest is not None and oldest != group:
+            # another album of the chat came first: its turn goes first (the chat's order)
+            await self._hand_over(bot, incoming.chat_id, keep=group)
+        if not waits:  # a redelivered part of an album handed over already: nothing to do
+            return
+        waiting = self._waiting.get(incoming.chat_id)
+        latest = part.update_id
+        if waiting is not None:
+            waiting.timer.cancel()
+            if waiting.group_id == group:
+                latest = max(latest, waiting.update_id)
+        timer = asyncio.get_running_loop().call_later(
+            self.album_wait, self._album_due, bot, incoming.chat_id
+        )
+        self._waiting[incoming.chat_id] = _Waiting(group, latest, timer)
 
-    def _album_due(self, bot: Bot, chat_id: int, album: _Album) -> None:
-        task = asyncio.create_task(self._flush_due_album(bot, chat_id, album))
+    def _store_part(self, part: AlbumPart) -> tuple[bool, str | None]:
+        """(whether the part waits now, the album of the chat's oldest part before it)."""
+        with self.app.store.unit_of_work() as uow:
+            oldest = uow.pending_album(part.channel, part.chat)
+            return uow.add_album_part(part), oldest
+
+    def _album_due(self, bot: Bot, chat_id: int) -> None:
+        waiting = self._waiting.get(chat_id)
+        if waiting is None:
+            return
+        task = asyncio.create_task(self._hand_over_due(bot, chat_id, waiting))
         self._album_tasks.add(task)
         task.add_done_callback(self._album_tasks.discard)
 
-    async def _flush_due_album(self, bot: Bot, chat_id: int, album: _Album) -> None:
+    async def _hand_over_due(self, bot: Bot, chat_id: int, waiting: _Waiting) -> None:
         async with self.locks.hold(chat_id):
-            if self._albums.get(chat_id) is album:  # not already handled by a later update
-                await self._flush_album_safely(bot, chat_id)
+            if self._waiting.get(chat_id) is not waiting:  # handed over, or a later part came
+                return
+            del self._waiting[chat_id]
+            # only if no worker stored a later part meanwhile (its own timer hands it over)
+            await self._hand_over(bot, chat_id, latest=waiting.update_id)
+
+    def _forget_waiting(self, chat_id: int) -> bool:
+        waiting = self._waiting.pop(chat_id, None)
+        if waiting is None:
+            return False
+        waiting.timer.cancel()
+        return True
 
     async def flush_albums(self, bot: Bot) -> None:
-        """Handle every album being collected now (at shutdown; tests use it to skip the wait)."""
-        for chat_id in list(self._albums):
+        """Hand over every album waiting now, stored by this worker or any other (tests use it
+        to skip the wait)."""
+        await self._hand_over_idle(bot, _EVERYTHING)
+
+    async def _hand_over_idle(self, bot: Bot, before: datetime) -> None:
+        """Hand over the albums whose latest part was received before `before`."""
+        chats = await retrying(self.busy_retry_delays, self._idle_albums, before)
+        for chat in chats:
+            chat_id = int(chat)
             async with self.locks.hold(chat_id):
-                if chat_id in self._albums:
-                    await self._flush_album_safely(bot, chat_id)
+                await self._hand_over(bot, chat_id, idle_before=before)
 
-    async def _flush_album_safely(self, bot: Bot, chat_id: int) -> None:
-        """Handle the chat's album; a failure is reported as the error handler would, for it."""
-        first_update = self._albums[chat_id].parts[0][1]
+    def _idle_albums(self, before: datetime) -> list[str]:
+        with self.app.store.unit_of_work() as uow:
+            return uow.idle_albums(CHANNEL, before)
+
+    async def _hand_over(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        keep: str | None = None,
+        latest: int | None = None,
+        idle_before: datetime | None = None,
+    ) -> None:
+        """Hand the chat's waiting albums to the engine, oldest first, one turn each (the
+        caller holds the chat's lock). `keep`: that album is still being collected; `latest`:
+        only if that part is still the chat's latest; `idle_before`: only if the latest part
+        was received before then."""
         try:
-            await self._flush_album(bot, chat_id)
-        except Exception as exc:
-            await self._fail(bot, first_update, exc)
+            parts = await retrying(self.busy_retry_delays, self._album_parts, chat_id)
+        except Exception:  # they stay in the store: a later update or the sweep hands them over
+            log.exception("album parts of chat %s unreadable", chat_id)
+            return
+        if not parts:
+            return
+        if latest is not None and parts[-1].update_id != latest:
+            return
+        if idle_before is not None and parts[-1].received_at >= idle_before:
+            return
+        groups = dict.fromkeys(p.group_id for p in parts if p.group_id != keep)
+        for group in groups:
+            await self._album_turn_safely(bot, [p for p in parts if p.group_id == group])
+        waiting = self._waiting.get(chat_id)
+        if waiting is not None and waiting.group_id in groups:  # its timer has nothing to do
+            self._forget_waiting(chat_id)
 
-    async def _flush_album(self, bot: Bot, chat_id: int) -> None:
-        """One turn with every file of the album, deduplicated by the first part's update id."""
-        album = self._albums.pop(chat_id)
-        if album.timer is not None:
-            album.timer.cancel()
-        parts = sorted((incoming for incoming, _ in album.parts), key=lambda p: p.update_id)
+    def _album_parts(self, chat_id: int) -> list[AlbumPart]:
+        with self.app.store.unit_of_work() as uow:
+            return uow.album_parts(CHANNEL, str(chat_id))
+
+    async def _album_turn_safely(self, bot: Bot, parts: list[AlbumPart]) -> None:
+        """One album's turn; a failure is reported as the error handler would, for its first
+        part, and its parts are dropped (the customer was told, as for any failed update)."""
+        update_ids = [p.update_id for p in parts]
+        received: list[tuple[Incoming, Update]] = []
+        for part in parts:
+            try:
+                update = Update.de_json(json.loads(part.payload), bot)
+                incoming = parse_update(update)
+            except Exception:
+                log.exception("album part %s cannot be read again; left out", part.update_id)
+                continue
+            if incoming is not None:
+                received.append((incoming, update))
+        try:
+            if not received:
+                raise ValueError(f"no readable part in album parts {update_ids}")
+            await self._album_turn(bot, [incoming for incoming, _ in received], update_ids)
+        except Exception as exc:
+            if received:
+                await self._fail(bot, received[0][1], exc)
+            else:
+                log.error("album %s dropped", update_ids, exc_info=exc)
+            try:
+                await asyncio.to_thread(self._drop_parts, update_ids)
+            except Exception:  # they stay: the sweep tries the album again later
+                log.exception("album parts %s not dropped", update_ids)
+
+    async def _album_turn(self, bot: Bot, parts: list[Incoming], update_ids: list[int]) -> None:
+        """One turn with every file of the album, deduplicated by the first part's update id;
+        the parts are dropped (their update ids recorded) with the turn."""
         first = parts[0]
         files = tuple(f for part in parts for f in part.inbound.files)
         merged = dataclasses.replace(
@@ -286,8 +420,16 @@ class TelegramAdapter:
             inbound=dataclasses.replace(first.inbound, files=files),
             message_ids=tuple(i for part in parts for i in part.message_ids),
         )
-        others = [dedupe_key(p.update_id) for p in parts[1:]]
-        await self._turn(bot, merged, None, also_processed=others)
+        clock = self.app.clock
+
+        def drop(uow: UnitOfWork) -> None:
+            uow.drop_album_parts(CHANNEL, update_ids, clock.now())
+
+        await self._turn(bot, merged, None, album=drop)
+
+    def _drop_parts(self, update_ids: list[int]) -> None:
+        with self.app.store.unit_of_work() as uow:
+            uow.drop_album_parts(CHANNEL, update_ids, self.app.clock.now())
 
     # -- notices outside the engine ----------------------------------------------------------
 

@@ -26,7 +26,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot.app import App, build_app
 from bot.clock import to_local
 from bot.config import Config, Secrets
-from bot.telegram._adapter import Context, TelegramAdapter
+from bot.telegram._adapter import ALBUM_SWEEP_SECONDS, Context, TelegramAdapter
 from bot.telegram._api import quiet_typed_method_warning
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 from bot.telegram._ratelimit import PerChatRateLimiter
@@ -118,6 +118,12 @@ def build_bot(
         adapter.once("outbox", adapter.deliver_job),
         interval=settings.outbox_interval_seconds,
         name="outbox",
+    )
+    # albums whose worker stopped before handing them over (the parts wait in the store)
+    jobs.run_repeating(
+        adapter.once("albums", adapter.album_job),
+        interval=ALBUM_SWEEP_SECONDS,
+        name="albums",
     )
     jobs.run_repeating(
         adapter.once("reminders", adapter.reminder_job),

@@ -1,4 +1,9 @@
-"""The per-customer incoming rate limit, checked before anything is written."""
+"""The per-customer incoming rate limit, checked before anything is written.
+
+Kept in each worker's memory, as an approximation: with several webhook workers behind a load
+balancer each counts the updates it sees, so up to N × `per_minute` a minute may get through
+across N workers (an album counts once per worker that stores a part of it). Everything else the
+adapter needs across updates (album parts, the reply-keyboard flag) is in the database."""
 
 from __future__ import annotations
 

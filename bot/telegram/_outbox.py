@@ -41,6 +41,11 @@ class _Held:
         self._recipient = recipient
         self._manager = store.lease(f"outbox:{CHANNEL}:{recipient}")
         self._lease: Lease | None = None
+        # whether the chat may still show a contact-request reply keyboard: the next reply
+        # without buttons takes it away. Read with the pending messages (no query of its own),
+        # written back at close if it changed, by the lease's holder only.
+        self.reply_keyboard = False
+        self._reply_keyboard_read = False
 
     def open(self) -> list[OutboxMessage] | None:
         """The recipient's first pending messages; None: another process holds the recipient."""
@@ -49,10 +54,12 @@ class _Held:
             self._manager.__exit__(None, None, None)
             return None
         try:
-            return self._read()
+            pending, shown = self._lease.open_recipient(BATCH, CHANNEL, self._recipient)
         except BaseException as exc:
             self._manager.__exit__(type(exc), exc, exc.__traceback__)
             raise
+        self.reply_keyboard = self._reply_keyboard_read = shown
+        return pending
 
     def _read(self) -> list[OutboxMessage]:
         assert self._lease is not None
@@ -70,6 +77,9 @@ class _Held:
     def close(self, delivered: list[int], at: datetime) -> None:
         try:
             self._record(delivered, at)
+            if self.reply_keyboard != self._reply_keyboard_read:
+                assert self._lease is not None
+                self._lease.set_reply_keyboard(CHANNEL, self._recipient, self.reply_keyboard)
         finally:
             self._manager.__exit__(None, None, None)
 
@@ -91,6 +101,12 @@ class Outbox:
     # batch being delivered (usually a turn's one or two replies): a worker killed after Telegram
     # accepted a message and before the record committed; the next holder sends it again.
     # On SQLite (one process) a record rides on the next unit of work as described above.
+    #
+    # A contact-request reply keyboard stays up until a message takes it away: the next reply
+    # without buttons does, when the recipient's flag (recipient_state) says it may be showing.
+    # The flag is the lease holder's: read with the pending messages when the lease opens,
+    # written back before it is let go only if a delivery changed it (once when the keyboard is
+    # shown, once when it is taken away), so any worker, and a restarted one, knows it.
 
     def __init__(
         self, store: Store, clock: Clock, fallback: Callable[[str], str] | None = None
@@ -103,16 +119,9 @@ class Outbox:
         self.refused = 0  # messages Telegram refused for good (logged with its reason)
         # separate from the per-chat update locks: the repeating job delivers outside of any update
         self._locks = ChatLocks()
-        # chats that may still show a contact-request keyboard: the next reply without buttons
-        # takes it away (kept in memory: after a restart the one-time keyboard is hidden anyway)
-        self._reply_keyboards: set[str] = set()
         self._record: asyncio.TimerHandle | None = None  # the flush of the delivery records
         self._tasks: set[asyncio.Task[None]] = set()
         self._leases = asyncio.Semaphore(LEASES_AT_ONCE)
-
-    def reply_keyboard_shown(self, recipient: str) -> None:
-        """Remember that the chat may show a reply keyboard (e.g. the customer just used it)."""
-        self._reply_keyboards.add(recipient)
 
     async def deliver(self, bot: Bot, recipient: str | None = None) -> int:
         """Send what is pending for one recipient, or for all; return how many were handled."""
@@ -179,7 +188,7 @@ class Outbox:
                         log.error(
                             "outbox %s: %r is no chat id; dropped", message.outbox_id, recipient
                         )
-                    elif await self._send(bot, chat_id, message, pending[i + 1 :]):
+                    elif await self._send(bot, chat_id, message, pending[i + 1 :], held):
                         sent += 1
                     else:
                         return sent, False
@@ -199,10 +208,14 @@ class Outbox:
         return self._clock.now()
 
     async def _send(
-        self, bot: Bot, chat_id: int, message: OutboxMessage, later: list[OutboxMessage]
+        self,
+        bot: Bot,
+        chat_id: int,
+        message: OutboxMessage,
+        later: list[OutboxMessage],
+        held: _Held,
     ) -> bool:
         """Send one message; False when it should be tried again later (True: sent or dropped)."""
-        recipient = str(chat_id)
         try:
             reply = Reply.from_payload(message.payload)
             # a message of another chat copied here (an agent's file, from the agent desk),
@@ -211,7 +224,7 @@ class Outbox:
             caption: str | None = None
             # a contact keyboard about to be shown again need not be taken away first
             remove = copy is None and (
-                recipient in self._reply_keyboards
+                held.reply_keyboard
                 and not any(has_contact_request(Reply.from_payload(m.payload)) for m in later)
             )
             if copy is not None:
@@ -247,9 +260,9 @@ class Outbox:
             log.warning("outbox %s to %s: %s; will retry", message.outbox_id, chat_id, exc)
             return False
         if has_contact_request(reply):
-            self._reply_keyboards.add(recipient)
+            held.reply_keyboard = True
         elif remove and not reply.buttons:
-            self._reply_keyboards.discard(recipient)
+            held.reply_keyboard = False
         return True
 
     async def _notify_refused(self, bot: Bot, chat_id: int) -> None:

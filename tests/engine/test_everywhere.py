@@ -19,6 +19,7 @@ from bot.engine import (
     ReminderScheduled,
     TurnResult,
 )
+from bot.store import UnitOfWork
 from tests.engine.conftest import REACH, Chat, another_chat, apply_for, outbox_of, reach
 
 STATES = sorted(REACH)
@@ -364,6 +365,34 @@ def test_a_duplicate_text_is_not_taken_twice(app: App, chat: Chat) -> None:
     app.engine.handle(event)
     conv = app.engine.conversation(chat.key)
     assert conv is not None and conv.data["link_failures"] == 1
+
+
+def test_the_callers_writes_commit_with_the_turn_and_not_for_a_duplicate(
+    app: App, chat: Chat
+) -> None:
+    calls: list[str] = []
+
+    def also(uow: UnitOfWork) -> None:
+        calls.append("also")
+        uow.mark_processed(f"also:{len(calls)}", app.clock.now())
+
+    event = Inbound(chat.key, Kind.COMMAND, "update:9", sender_id=chat.user_id, command="help")
+    assert not app.engine.handle(event, also).duplicate
+    assert app.engine.handle(event, also).duplicate
+    assert calls == ["also"]  # the duplicate did not write
+    with app.store.unit_of_work() as uow:
+        assert uow.mark_processed("also:1", app.clock.now()) is False  # committed with the turn
+
+    def failing(uow: UnitOfWork) -> None:
+        uow.mark_processed("also:failed", app.clock.now())
+        raise RuntimeError("the caller's write failed")
+
+    other = Inbound(chat.key, Kind.COMMAND, "update:10", sender_id=chat.user_id, command="help")
+    with pytest.raises(RuntimeError):
+        app.engine.handle(other, failing)
+    with app.store.unit_of_work() as uow:  # the whole turn rolled back, the caller's rows too
+        assert uow.mark_processed("also:failed", app.clock.now()) is True
+        assert uow.mark_processed("update:10", app.clock.now()) is True
 
 
 def test_a_button_of_an_older_prompt_is_stale(app: App, chat: Chat) -> None:

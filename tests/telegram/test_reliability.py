@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.config import Config
 from bot.engine import Button, Inbound, Reply, TurnResult
-from bot.store import OutboxMessage
+from bot.store import OutboxMessage, UnitOfWork
 from bot.telegram import IncomingLimit
 from bot.telegram._outbox import RECORD_WITHIN
 from bot.testing import Failure, FakeTelegram
@@ -196,10 +197,10 @@ async def test_an_error_in_one_update_is_logged_apologised_and_others_carry_on(
     engine = harness.engine_app.engine
     real = engine.handle
 
-    def handle(event: Inbound) -> TurnResult:
+    def handle(event: Inbound, also: Callable[[UnitOfWork], None] | None = None) -> TurnResult:
         if event.key.user_id == str(ALICE.id):
             raise RuntimeError("disk on fire")
-        return real(event)
+        return real(event, also)
 
     engine.handle = handle  # type: ignore[method-assign]
     update = harness.updates.command(ALICE, "start")
@@ -274,9 +275,14 @@ async def test_a_message_telegram_refuses_for_good_is_replaced_by_a_short_notice
 
 async def test_a_delivery_is_recorded_soon_even_when_no_turn_follows(harness: ShopHarness) -> None:
     # the record rides on the next unit of work; when none comes, a timer writes it
-    await harness.process(harness.updates.command(ALICE, "start"))
-    assert harness.tg.texts(ALICE.id)
-    assert unrecorded(harness) == 1  # delivered, not recorded yet: a crash now would send it again
+    await harness.link(ALICE)  # (the contact keyboard shown and taken away: flag writes of its own)
+    harness.engine_app.store.flush()
+    before = len(harness.tg.texts(ALICE.id))
+    await harness.process(harness.updates.command(ALICE, "help"))
+    delivered = len(harness.tg.texts(ALICE.id)) - before
+    assert delivered >= 1
+    # delivered, not recorded yet: a crash now would send it again
+    assert unrecorded(harness) == delivered
     await asyncio.sleep(RECORD_WITHIN + 0.3)  # the loop is free meanwhile: the timer fires
     assert unrecorded(harness) == 0
 
