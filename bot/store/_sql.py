@@ -1027,10 +1027,11 @@ class SqlUnitOfWork:
         ).fetchall()
         return [AlbumPart(r[0], r[1], r[2], int(r[3]), r[4], r[5], self._d.dt(r[6])) for r in found]
 
-    def drop_album_parts(self, channel: str, update_ids: Sequence[int], at: datetime) -> None:
-        """The parts were handed over: record their dedupe keys as processed, drop them."""
+    def drop_album_parts(self, channel: str, update_ids: Sequence[int], at: datetime) -> int:
+        """The parts were handed over: record their dedupe keys as processed, drop them; how
+        many were still there."""
         if not update_ids:
-            return
+            return 0
         params: Params = {f"u{i}": update_id for i, update_id in enumerate(update_ids)}
         where = f"channel = :channel AND update_id IN ({', '.join(f':{k}' for k in params)})"
         params |= {"channel": channel, "at": self._d.ts(at)}
@@ -1040,7 +1041,7 @@ class SqlUnitOfWork:
             " ON CONFLICT (dedupe_key) DO NOTHING",
             params,
         )
-        self._run(f"DELETE FROM album_parts WHERE {where}", params)
+        return int(self._run(f"DELETE FROM album_parts WHERE {where}", params).rowcount)
 
     def idle_albums(self, channel: str, before: datetime) -> list[str]:
         """Chats whose latest waiting part was received before `before`, oldest album first."""

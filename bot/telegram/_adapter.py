@@ -48,6 +48,15 @@ class _AlbumWaits(Exception):
     """An update's turn found an album of its chat waiting: the album goes first."""
 
 
+_STALE_ATTEMPTS = 3  # an album's parts read again at most this often when found handed over
+
+
+class _AlbumStale(Exception):
+    """An album's turn found some of its parts handed over by another worker meanwhile (their
+    turn committed between this worker's read of the parts and its turn): rolled back, the
+    parts are read again."""
+
+
 def _no_album_waiting(key: ConversationKey, uow: UnitOfWork) -> None:
     """Run in an update's turn, after its dedupe key (a duplicate never gets here): an album of
     the chat waiting rolls the turn back."""
@@ -91,6 +100,7 @@ class TelegramAdapter:
         # pauses between attempts of a turn that met a busy database (tests shorten them)
         self.busy_retry_delays: tuple[float, ...] = BUSY_RETRY_DELAYS
         self._album_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False  # post_stop ran: no album timers any more
         self.watch: Watch | None = None  # metrics and the event log line (bot/telegram/_watch.py)
 
     # -- python-telegram-bot callbacks -------------------------------------------------------
@@ -160,10 +170,13 @@ class TelegramAdapter:
         """post_stop: an album this worker is collecting is handled now rather than by another
         worker's sweep later; what was delivered is recorded as such."""
         bot = application.bot
+        self._stopping = True  # a part stored from now on waits for another worker's sweep
         for chat_id in list(self._waiting):
             async with self.locks.hold(chat_id):
                 if self._forget_waiting(chat_id):
                     await self._hand_over(bot, chat_id)
+        # albums whose timer fired just before: finished while the bot can still send
+        await asyncio.gather(*self._album_tasks, return_exceptions=True)
         self.outbox.record_now()
 
     def once(
@@ -288,7 +301,9 @@ class TelegramAdapter:
         if oldest is not None and oldest != group:
             # another album of the chat came first: its turn goes first (the chat's order)
             await self._hand_over(bot, incoming.chat_id, keep=group)
-        if not waits:  # a redelivered part of an album handed over already: nothing to do
+        if not waits or self._stopping:
+            # a redelivered part of an album handed over already: nothing to do; or this worker
+            # is stopping: the part is stored, another worker's sweep hands the album over
             return
         waiting = self._waiting.get(incoming.chat_id)
         latest = part.update_id
@@ -304,6 +319,9 @@ class TelegramAdapter:
     def _store_part(self, part: AlbumPart) -> tuple[bool, str | None]:
         """(whether the part waits now, the album of the chat's oldest part before it)."""
         with self.app.store.unit_of_work() as uow:
+            # after any album turn of the chat in progress on another worker has committed: a
+            # part of it sent again must see its update id recorded, not be stored anew
+            uow.lock_chat(part.channel, part.chat)
             oldest = uow.pending_album(part.channel, part.chat)
             return uow.add_album_part(part), oldest
 
@@ -373,7 +391,20 @@ class TelegramAdapter:
             return
         groups = dict.fromkeys(p.group_id for p in parts if p.group_id != keep)
         for group in groups:
-            await self._album_turn_safely(bot, [p for p in parts if p.group_id == group])
+            album = [p for p in parts if p.group_id == group]
+            for _ in range(_STALE_ATTEMPTS):
+                if not await self._album_turn_safely(bot, album):
+                    break
+                # another worker handed some of these parts over meanwhile: what is left of
+                # the album (a part that came late to another worker, say) is its own turn
+                try:
+                    again = await retrying(self.busy_retry_delays, self._album_parts, chat_id)
+                except Exception:
+                    log.exception("album parts of chat %s unreadable", chat_id)
+                    return
+                album = [p for p in again if p.group_id == group]
+                if not album:
+                    break
         waiting = self._waiting.get(chat_id)
         if waiting is not None and waiting.group_id in groups:  # its timer has nothing to do
             self._forget_waiting(chat_id)
@@ -382,9 +413,10 @@ class TelegramAdapter:
         with self.app.store.unit_of_work() as uow:
             return uow.album_parts(CHANNEL, str(chat_id))
 
-    async def _album_turn_safely(self, bot: Bot, parts: list[AlbumPart]) -> None:
+    async def _album_turn_safely(self, bot: Bot, parts: list[AlbumPart]) -> bool:
         """One album's turn; a failure is reported as the error handler would, for its first
-        part, and its parts are dropped (the customer was told, as for any failed update)."""
+        part, and its parts are dropped (the customer was told, as for any failed update).
+        True: some parts were handed over by another worker meanwhile, nothing was done."""
         update_ids = [p.update_id for p in parts]
         received: list[tuple[Incoming, Update]] = []
         for part in parts:
@@ -400,6 +432,9 @@ class TelegramAdapter:
             if not received:
                 raise ValueError(f"no readable part in album parts {update_ids}")
             await self._album_turn(bot, [incoming for incoming, _ in received], update_ids)
+        except _AlbumStale:
+            log.info("album parts %s: some handed over meanwhile; read again", update_ids)
+            return True
         except Exception as exc:
             if received:
                 await self._fail(bot, received[0][1], exc)
@@ -409,6 +444,7 @@ class TelegramAdapter:
                 await asyncio.to_thread(self._drop_parts, update_ids)
             except Exception:  # they stay: the sweep tries the album again later
                 log.exception("album parts %s not dropped", update_ids)
+        return False
 
     async def _album_turn(self, bot: Bot, parts: list[Incoming], update_ids: list[int]) -> None:
         """One turn with every file of the album, deduplicated by the first part's update id;
@@ -423,7 +459,8 @@ class TelegramAdapter:
         clock = self.app.clock
 
         def drop(uow: UnitOfWork) -> None:
-            uow.drop_album_parts(CHANNEL, update_ids, clock.now())
+            if uow.drop_album_parts(CHANNEL, update_ids, clock.now()) != len(update_ids):
+                raise _AlbumStale(update_ids)  # rolls the turn back
 
         await self._turn(bot, merged, None, album=drop)
 

@@ -76,8 +76,8 @@ def test_dropping_parts_records_their_keys_and_keeps_the_others(store: Store) ->
         for update_id in (50, 51, 52):
             uow.add_album_part(part(update_id))
         uow.mark_processed("tg:50", AT)  # the album's turn recorded its first part's key
-        uow.drop_album_parts("telegram", [50, 51], AT)
-        uow.drop_album_parts("telegram", [], AT)  # nothing to drop
+        assert uow.drop_album_parts("telegram", [50, 51], AT) == 2
+        assert uow.drop_album_parts("telegram", [], AT) == 0  # nothing to drop
     with store.unit_of_work() as uow:
         assert uow.album_parts("telegram", "1001") == [part(52)]
         assert uow.mark_processed("tg:51", AT) is False  # recorded by the drop
@@ -85,6 +85,19 @@ def test_dropping_parts_records_their_keys_and_keeps_the_others(store: Store) ->
         # a redelivered part of the album handed over changes nothing
         assert uow.add_album_part(part(51)) is False
         assert uow.album_parts("telegram", "1001") == [part(52)]
+
+
+def test_a_drop_counts_only_the_parts_still_waiting(store: Store) -> None:
+    """Another worker handed some of the parts over meanwhile: the count tells the album's turn
+    that what it read is stale."""
+    with store.unit_of_work() as uow:
+        for update_id in (70, 71, 72):
+            uow.add_album_part(part(update_id))
+    with store.unit_of_work() as uow:
+        assert uow.drop_album_parts("telegram", [71, 72], AT) == 2
+    with store.unit_of_work() as uow:
+        assert uow.drop_album_parts("telegram", [70, 71, 72], AT) == 1
+        assert uow.album_parts("telegram", "1001") == []
 
 
 def test_a_rolled_back_drop_leaves_the_parts_waiting(store: Store) -> None:

@@ -7,6 +7,8 @@ PostgreSQL (workers at once)."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -126,15 +128,18 @@ async def test_the_worker_of_the_latest_part_hands_the_album_over_after_the_wait
     workers: Workers, tg: FakeTelegram
 ) -> None:
     a, b = await workers.at_evidence()
+    # long enough that the three parts are stored before the first timer fires, on a slow
+    # machine too (each part is a store transaction in a thread)
+    wait = 1.0
     for worker in (a, b):
         assert worker.bot is not None
-        worker.bot.adapter.album_wait = 0.1
+        worker.bot.adapter.album_wait = wait
     up = a.updates
     await a.process(up.photo(ALICE, "t1", album="alb-t"))
     await b.process(up.photo(ALICE, "t2", album="alb-t"))
     await a.process(up.photo(ALICE, "t3", album="alb-t"))
     await tg.until(lambda: bool(received(tg)))
-    await asyncio.sleep(0.3)  # b's timer has fired as well: its part was not the latest
+    await asyncio.sleep(wait)  # b's timer has fired as well: its part was not the latest
     assert received(tg) == ["Received 3, 3 in total."]
     assert files(b) == ["t1", "t2", "t3"]
     assert waiting_parts(b) == 0
@@ -154,6 +159,78 @@ async def test_two_workers_handing_one_album_over_at_once_make_one_turn(
     assert files(a) == ["c1", "c2"]
     assert received(tg) == ["Received 2, 2 in total."]
     assert a.errors == [] and b.errors == []
+
+
+async def test_an_album_read_before_another_worker_handed_part_of_it_over_is_read_again(
+    workers: Workers, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b reads the parts (one came late to b, with the lowest update id), a hands the other two
+    over before b's turn: b's turn finds its read stale, rolls back and hands over what is left,
+    so no file is taken twice."""
+    a, b = await workers.at_evidence()
+    up = a.updates
+    late, second, third = (up.photo(ALICE, f"s{i}", album="alb-s") for i in range(3))
+    await a.process(second)
+    await a.process(third)
+    await b.process(late)
+    assert b.bot is not None and a.bot is not None
+    adapter_b, adapter_a = b.bot.adapter, a.bot.adapter
+    stale = adapter_b._album_parts(ALICE.id)
+    assert [p.update_id for p in stale] == [
+        late["update_id"],
+        second["update_id"],
+        third["update_id"],
+    ]
+    await adapter_a._album_turn_safely(a.application.bot, stale[1:])  # a hands over its two
+    assert received(tg) == ["Received 2, 2 in total."]
+    a.engine_app.store.flush()  # a's delivery records (SQLite holds them for its next write)
+    reads = iter([stale])
+    fresh = adapter_b._album_parts
+    monkeypatch.setattr(adapter_b, "_album_parts", lambda chat: next(reads, None) or fresh(chat))
+    await adapter_b._hand_over(b.application.bot, ALICE.id)
+    assert received(tg) == ["Received 2, 2 in total.", "Received 1, 3 in total."]
+    assert files(b) == ["s1", "s2", "s0"]
+    # the stale read was not taken for a second upload of the same photos
+    assert not [t for t in tg.texts(ALICE.id) if "already been uploaded" in t]
+    assert waiting_parts(b) == 0
+    assert a.errors == [] and b.errors == []
+
+
+@pytest.mark.parametrize("shared_config", ["postgresql"], indirect=True)
+async def test_a_part_redelivered_while_its_album_is_handed_over_is_not_stored_again(
+    workers: Workers,
+) -> None:
+    """Telegram sends a part again to b while a's album turn (which drops it) has not committed:
+    b stores it only after a's turn, and then sees it handled (else it would wait for ever)."""
+    a, b = await workers.at_evidence()
+    up = a.updates
+    first, second = (up.photo(ALICE, f"h{i}", album="alb-h") for i in range(2))
+    await a.process(first)
+    await a.process(second)
+    assert b.bot is not None
+    stored = b.bot.adapter._album_parts(ALICE.id)
+    dropped, results = threading.Event(), []
+
+    def hand_over() -> None:  # a's album turn, held open a moment after dropping the parts
+        with a.engine_app.store.unit_of_work() as uow:
+            uow.lock_chat("telegram", str(ALICE.id))
+            uow.mark_processed(stored[0].dedupe_key, a.clock.now())
+            uow.drop_album_parts("telegram", [p.update_id for p in stored], a.clock.now())
+            dropped.set()
+            time.sleep(0.5)
+
+    def redeliver() -> None:
+        dropped.wait(10)
+        assert b.bot is not None
+        results.append(b.bot.adapter._store_part(stored[1]))
+
+    threads = [threading.Thread(target=hand_over), threading.Thread(target=redeliver)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert results == [(False, None)]  # handled already; nothing else waits
+    assert waiting_parts(b) == 0
 
 
 async def test_a_part_redelivered_after_its_album_was_handled_changes_nothing(
