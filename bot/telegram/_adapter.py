@@ -378,11 +378,7 @@ class TelegramAdapter:
         caller holds the chat's lock). `keep`: that album is still being collected; `latest`:
         only if that part is still the chat's latest; `idle_before`: only if the latest part
         was received before then."""
-        try:
-            parts = await retrying(self.busy_retry_delays, self._album_parts, chat_id)
-        except Exception:  # they stay in the store: a later update or the sweep hands them over
-            log.exception("album parts of chat %s unreadable", chat_id)
-            return
+        parts = await self._read_parts(chat_id)
         if not parts:
             return
         if latest is not None and parts[-1].update_id != latest:
@@ -397,10 +393,8 @@ class TelegramAdapter:
                     break
                 # another worker handed some of these parts over meanwhile: what is left of
                 # the album (a part that came late to another worker, say) is its own turn
-                try:
-                    again = await retrying(self.busy_retry_delays, self._album_parts, chat_id)
-                except Exception:
-                    log.exception("album parts of chat %s unreadable", chat_id)
+                again = await self._read_parts(chat_id)
+                if again is None:
                     return
                 album = [p for p in again if p.group_id == group]
                 if not album:
@@ -408,6 +402,15 @@ class TelegramAdapter:
         waiting = self._waiting.get(chat_id)
         if waiting is not None and waiting.group_id in groups:  # its timer has nothing to do
             self._forget_waiting(chat_id)
+
+    async def _read_parts(self, chat_id: int) -> list[AlbumPart] | None:
+        """The chat's waiting parts; None when the store cannot say (they stay there: a later
+        update or the sweep hands them over)."""
+        try:
+            return await retrying(self.busy_retry_delays, self._album_parts, chat_id)
+        except Exception:
+            log.exception("album parts of chat %s unreadable", chat_id)
+            return None
 
     def _album_parts(self, chat_id: int) -> list[AlbumPart]:
         with self.app.store.unit_of_work() as uow:
