@@ -11,6 +11,8 @@ The SQL of the store is written once (bot/store/_sql.py) with named parameters (
 * how a write transaction begins (SQLite: `BEGIN IMMEDIATE`, the file's one write lock up front;
   PostgreSQL: `BEGIN` at READ COMMITTED, with the rows a rule depends on locked where the rule is
   checked: the refund cap locks its order row, see migrations/postgresql/0001_initial.sql);
+* whether statements nobody reads the result of may wait and travel with the next one, in one
+  round trip (PostgreSQL, through psycopg's pipeline mode: BEGIN, the chat lock, savepoints);
 * whether a statement whose error the caller may catch needs a savepoint (PostgreSQL aborts the
   whole transaction on an error; SQLite undoes only the failed statement);
 * how the database's errors become the store's own (OpenTicketExists, RefundExceedsCashPaid,
@@ -62,6 +64,9 @@ class Dialect(ABC):
     begin: ClassVar[str]  # the statement that opens a unit of work
     savepoints: ClassVar[bool]  # a caught error needs a savepoint to leave the transaction usable
     translates: ClassVar[bool]  # False: `sql` returns its statement unchanged
+    # statements whose results nobody reads are held and sent with the next one, in one round
+    # trip (a database across a socket); False: every statement runs when it is called
+    pipelines: ClassVar[bool]
 
     @abstractmethod
     def sql(self, text: str) -> str:
@@ -108,6 +113,7 @@ class SqliteDialect(Dialect):
     begin = "BEGIN IMMEDIATE"
     savepoints = False
     translates = False
+    pipelines = False  # in process: no round trip to save
 
     def sql(self, text: str) -> str:
         return text
@@ -164,6 +170,7 @@ class PostgresDialect(Dialect):
     begin = "BEGIN"  # READ COMMITTED; the rules lock what they depend on (see the module doc)
     savepoints = True
     translates = True
+    pipelines = True  # psycopg's pipeline mode: BEGIN, the chat lock, savepoints ride along
 
     # Both locks are transaction-scoped: they go with COMMIT or ROLLBACK, never outlive a crash.
     chat_lock = "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from bot.domain import (
     CompensationEntry,
@@ -358,7 +358,9 @@ class UnitOfWork(Protocol):
 
     # locks across processes, held until the unit of work ends (nothing to take on SQLite, whose
     # one writer at a time already serialises units of work; advisory locks on PostgreSQL)
-    def lock_chat(self, channel: str, chat_id: str) -> None: ...  # waits for another holder
+    # held from the unit of work's next statement on (PostgreSQL sends it with that one) to its
+    # end; that statement waits while another process holds the chat
+    def lock_chat(self, channel: str, chat_id: str) -> None: ...
     def try_lock_recipient(self, channel: str, recipient: str) -> bool: ...  # False: held
 
 
@@ -379,6 +381,15 @@ class Lease(Protocol):
     def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None: ...
 
 
+class OpenedRecipient(NamedTuple):
+    """A recipient's outbox lease as it is taken: the lease, the first pending messages, and
+    whether the recipient's chat may still show a reply keyboard (see Lease.open_recipient)."""
+
+    lease: Lease
+    pending: list[OutboxMessage]
+    reply_keyboard: bool
+
+
 class Store(Protocol):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
 
@@ -386,6 +397,12 @@ class Store(Protocol):
     # the process dies): None when another process holds `name` now. Not a unit of work: it may
     # be held across awaits, and it is independent of the turns' transactions.
     def lease(self, name: str) -> AbstractContextManager[Lease | None]: ...
+    # The lease `outbox:{channel}:{recipient}` taken and the recipient's first `limit` pending
+    # messages read with it (one round trip on PostgreSQL; read after the lease is held); None
+    # when another process holds it.
+    def recipient_lease(
+        self, channel: str, recipient: str, limit: int
+    ) -> AbstractContextManager[OpenedRecipient | None]: ...
     def close(self) -> None: ...  # records what mark_sent_soon still holds first
 
     # Delivery records without a transaction of their own: a delivered message is marked sent by

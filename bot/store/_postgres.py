@@ -29,9 +29,18 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.clock import Clock, SystemClock
 from bot.store._dialect import PostgresDialect
-from bot.store._interface import Lease, OutboxMessage, StoreBusy, StoreError
+from bot.store._interface import Lease, OpenedRecipient, OutboxMessage, StoreBusy, StoreError
 from bot.store._migrations import Migration, check_version, load_migrations
-from bot.store._sql import Params, SqlStore, SqlUnitOfWork
+from bot.store._sql import (
+    MARK_SENT,
+    Cursor,
+    Deferred,
+    Params,
+    SqlStore,
+    SqlUnitOfWork,
+    open_recipient_query,
+    send_pipelined,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,25 +161,58 @@ class PostgresStore(SqlStore[PgConnection]):
         lease's reads and records run on that connection, each committed at once (so a delivery
         is recorded before the lease is let go). A crashed holder's connection closes and
         PostgreSQL frees the lock."""
-        return self._advisory_lease(name)
+        return self._lease_only(name)
 
     @contextmanager
-    def _advisory_lease(self, name: str) -> Iterator[Lease | None]:
+    def _lease_only(self, name: str) -> Iterator[Lease | None]:
+        with self._advisory_lease(name, None) as (lease, _):
+            yield lease
+
+    @contextmanager
+    def recipient_lease(
+        self, channel: str, recipient: str, limit: int
+    ) -> Iterator[OpenedRecipient | None]:
+        """The lock and the first read in one round trip: the server runs the read after the
+        lock is granted, on a snapshot of its own (READ COMMITTED), so it sees every delivery
+        the previous holder recorded; without the lock the rows are thrown away."""
+        query = open_recipient_query(limit, channel, recipient)
+        with self._advisory_lease(f"outbox:{channel}:{recipient}", query) as (lease, found):
+            if lease is None or found is None:
+                yield None
+            else:
+                yield OpenedRecipient(lease, *lease.work.opened(found))
+
+    @contextmanager
+    def _advisory_lease(
+        self, name: str, first: tuple[str, Params] | None
+    ) -> Iterator[tuple[_PgLease | None, Cursor | None]]:
         conn = self._acquire()
         key: Params = {"key": f"lease:{name}"}
         held = False
+        work = SqlUnitOfWork(conn, self.dialect, self._clock)  # autocommit: no BEGIN
         try:
-            work = SqlUnitOfWork(conn, self.dialect, self._clock)  # autocommit: no BEGIN
-            held = bool(work._run(_LEASE_TRY, key).fetchone()[0])
-            yield _PgLease(work) if held else None
+            found = work._run_together([(_LEASE_TRY, key), *([first] if first else [])])
+            held = bool(found[0].fetchone()[0])
+            yield (_PgLease(work), found[-1] if first else None) if held else (None, None)
         finally:
-            try:
-                if held and not conn.closed:
-                    work._run(_LEASE_FREE, key).fetchall()
-            except psycopg.Error:  # the connection broke: PostgreSQL let go of it already
-                log.warning("lease %s: unlock failed; its connection is dropped", name)
-                conn.close()
+            if held and not conn.closed:
+                self._let_go(conn, work, name, key)
             self._release(conn)
+
+    def _let_go(self, conn: PgConnection, work: SqlUnitOfWork, name: str, key: Params) -> None:
+        """The deliveries recorded but not yet sent committed, then the lock let go: one round
+        trip (the server commits before it unlocks)."""
+        records = work._take_deferred()
+        free: tuple[str, Params | None] = (self.dialect.sql(_LEASE_FREE), key)
+        statements = [("BEGIN", None), *records, ("COMMIT", None), free] if records else [free]
+        try:
+            send_pipelined(conn, statements)
+        except psycopg.Error as exc:  # the connection broke, or a record failed: drop the
+            # connection, which lets go of the lock (what was not recorded is sent again)
+            log.warning(
+                "lease %s: records or unlock failed (%s); its connection is dropped", name, exc
+            )
+            conn.close()
 
     def _in_transaction(self, conn: PgConnection) -> bool:
         return conn.info.transaction_status in (
@@ -178,11 +220,14 @@ class PostgresStore(SqlStore[PgConnection]):
             pq.TransactionStatus.INERROR,
         )
 
-    def _commit(self, conn: PgConnection) -> None:
+    def _commit(self, conn: PgConnection, deferred: Deferred) -> None:
+        if deferred == [(self.dialect.begin, None)]:
+            return  # nothing was run: the transaction never began
         if conn.info.transaction_status == pq.TransactionStatus.INERROR:
             # PostgreSQL would answer COMMIT with ROLLBACK, silently: say so instead
             raise StoreError("a statement of this unit of work failed; nothing was committed")
-        conn.execute("COMMIT")
+        # what the unit of work deferred rides with the COMMIT: a failure among it commits nothing
+        send_pipelined(conn, [*deferred, ("COMMIT", None)])
 
     def _execute_many(self, conn: PgConnection, sql: str, params: Sequence[Params]) -> None:
         with conn.cursor() as cur:
@@ -203,8 +248,13 @@ class _PgLease:
     ) -> list[OutboxMessage]:
         return self._work.pending_outbox(limit, channel, recipient)
 
+    @property
+    def work(self) -> SqlUnitOfWork:
+        return self._work
+
     def record_sent(self, outbox_id: int, at: datetime) -> None:
-        self._work.mark_sent(outbox_id, at)
+        # sent with the lease's next read, or committed before the lock is let go (_let_go)
+        self._work._defer(MARK_SENT, {"at": self._work._d.ts(at), "id": outbox_id})
 
     def open_recipient(
         self, limit: int, channel: str, recipient: str

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from bot.clock import Clock
 from bot.domain import (
@@ -59,6 +59,7 @@ from bot.store._interface import (
     Identity,
     Lease,
     NotFound,
+    OpenedRecipient,
     OutboxMessage,
     Rating,
     TicketFacts,
@@ -84,13 +85,57 @@ class Connection(Protocol):
     def execute(self, sql: Any, params: Any = ...) -> Any: ...
 
 
+class PipelinedConnection(Connection, Protocol):
+    """A connection that can send several statements before reading their results (psycopg's
+    pipeline mode): the statements of a `with conn.pipeline():` block cost one round trip."""
+
+    def pipeline(self) -> AbstractContextManager[Any]: ...
+
+
+Deferred = list[tuple[str, Params | None]]  # statements (as the database spells them) not sent yet
+
+
+def send_pipelined(conn: Connection, statements: Deferred) -> Cursor:
+    """Run `statements` in order in one round trip (a connection of a Dialect that pipelines);
+    the cursor of the last. The first statement to fail raises, and none after it runs."""
+    return send_all_pipelined(conn, statements)[-1]
+
+
+def send_all_pipelined(conn: Connection, statements: Deferred) -> list[Cursor]:
+    """`send_pipelined`, with every statement's cursor."""
+    pipelined: PipelinedConnection = conn  # type: ignore[assignment]
+    with pipelined.pipeline():
+        return [pipelined.execute(text, params or {}) for text, params in statements]
+
+
+def open_recipient_query(limit: int, channel: str, recipient: str) -> tuple[str, Params]:
+    """A recipient's first pending messages, each row with the recipient's reply-keyboard flag
+    (read by SqlUnitOfWork.opened)."""
+    return (
+        f"SELECT {rows.OUTBOX_COLS}, (SELECT reply_keyboard FROM recipient_state"
+        " WHERE channel = :channel AND recipient = :recipient)"
+        " FROM outbox WHERE sent_at IS NULL AND channel = :channel AND recipient = :recipient"
+        " ORDER BY created_at, outbox_id LIMIT :limit",
+        {"channel": channel, "recipient": recipient, "limit": limit},
+    )
+
+
 MARK_SENT = "UPDATE outbox SET sent_at = :at WHERE outbox_id = :id AND sent_at IS NULL"
 
 
 class SqlUnitOfWork:
     """All reads and writes of one transaction; valid only inside its `with` block."""
 
-    __slots__ = ("_active", "_clock", "_conn", "_d", "_savepoints", "_sql")
+    __slots__ = (
+        "_active",
+        "_clock",
+        "_conn",
+        "_d",
+        "_deferred",
+        "_pipelines",
+        "_savepoints",
+        "_sql",
+    )
 
     def __init__(self, conn: Connection, dialect: Dialect, clock: Clock) -> None:
         self._conn = conn
@@ -98,37 +143,92 @@ class SqlUnitOfWork:
         # None: the SQL is run as written (SQLite), saving a call per statement on every turn
         self._sql = dialect.sql if dialect.translates else None
         self._savepoints = dialect.savepoints
+        self._pipelines = dialect.pipelines
+        # statements whose results nobody reads (BEGIN, the chat lock, savepoints, a funnel
+        # step), held until the next statement whose result is read or the COMMIT, and sent with
+        # it in one round trip (Dialect.pipelines); their errors come up with that statement
+        self._deferred: Deferred = []
         self._clock = clock
         self._active = True
 
-    def _run(self, sql: str, params: Params | None = None) -> Cursor:
+    def _check_active(self) -> None:
         if not self._active:
             # The connection is shared: a stale handle would write into someone else's transaction.
             raise RuntimeError("this unit of work has ended; open a new one")
+
+    def _run(self, sql: str, params: Params | None = None) -> Cursor:
+        self._check_active()
         translate = self._sql
+        text = sql if translate is None else translate(sql)
         try:
-            cur: Cursor = self._conn.execute(
-                sql if translate is None else translate(sql), params or {}
-            )
+            if self._deferred:
+                return self._pipelined(text, params)
+            cur: Cursor = self._conn.execute(text, params or {})
         except Exception as exc:
-            mapped = self._d.error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+            self._raise_mapped(exc)
         return cur
+
+    def _raise_mapped(self, exc: Exception) -> NoReturn:
+        """The store's error for a database error (the error itself when it has none)."""
+        mapped = self._d.error(exc)
+        if mapped is None:
+            raise exc
+        raise mapped from exc
+
+    def _defer(self, sql: str, params: Params | None = None) -> None:
+        """A statement whose result nobody reads and whose failure no caller handles: sent with
+        the next one (Dialect.pipelines), or at once."""
+        if not self._pipelines:
+            self._run(sql, params)
+            return
+        self._check_active()
+        self._deferred.append((sql if self._sql is None else self._sql(sql), params))
+
+    def _pipelined(self, text: str, params: Params | None) -> Cursor:
+        """The deferred statements and this one, in one round trip; the first error raised."""
+        self._deferred.append((text, params))
+        return send_pipelined(self._conn, self._take_deferred())
+
+    def _run_together(self, statements: Sequence[tuple[str, Params | None]]) -> list[Cursor]:
+        """Several statements in order, their cursors: in one round trip (with what was deferred
+        before them) where the dialect pipelines."""
+        if not self._pipelines:
+            return [self._run(sql, params) for sql, params in statements]
+        for sql, params in statements:
+            self._defer(sql, params)
+        try:
+            return send_all_pipelined(self._conn, self._take_deferred())[-len(statements) :]
+        except Exception as exc:
+            self._raise_mapped(exc)
+
+    def _send_deferred(self) -> None:
+        """Send the deferred statements now (before work outside `_run`)."""
+        if self._deferred:
+            try:
+                send_pipelined(self._conn, self._take_deferred())
+            except Exception as exc:
+                self._raise_mapped(exc)
+
+    def _take_deferred(self) -> Deferred:
+        """What is still to be sent, for the COMMIT to carry (the unit of work has ended)."""
+        deferred, self._deferred = self._deferred, []
+        return deferred
 
     def _write(self, sql: str, params: Params) -> Cursor:
         """A write whose store error the caller may catch and go on (see Dialect.savepoints)."""
         if not self._savepoints:
             return self._run(sql, params)
-        self._run("SAVEPOINT store_write")
+        self._defer("SAVEPOINT store_write")
         try:
             cur = self._run(sql, params)
             rows_ = cur.fetchall() if _returns(sql) else None
         except BaseException:
-            self._run("ROLLBACK TO SAVEPOINT store_write")
+            try:
+                self._run("ROLLBACK TO SAVEPOINT store_write")
+            except Exception:  # a statement sent before it failed: the transaction is lost
+                log.debug("no savepoint to go back to; the unit of work cannot commit")
             raise
-        self._run("RELEASE SAVEPOINT store_write")
+        self._defer("RELEASE SAVEPOINT store_write")
         return cur if rows_ is None else _Fetched(rows_, cur.rowcount)
 
     def _all(
@@ -144,9 +244,10 @@ class SqlUnitOfWork:
     # locks across processes (nothing to take on a database with one writer at a time)
 
     def lock_chat(self, channel: str, chat_id: str) -> None:
-        """Hold the chat until this unit of work ends: another process's turn of it waits."""
-        if self._d.chat_lock is not None:
-            self._run(self._d.chat_lock, {"key": f"chat:{channel}:{chat_id}"}).fetchall()
+        """Hold the chat from the next statement until this unit of work ends: another process's
+        turn of it waits (the lock travels with that statement: no round trip of its own)."""
+        if self._d.chat_lock is not None:  # waited for by the next statement that is read
+            self._defer(self._d.chat_lock, {"key": f"chat:{channel}:{chat_id}"})
 
     def try_lock_recipient(self, channel: str, recipient: str) -> bool:
         """Hold a recipient's outbox until this unit of work ends; False: another process has it."""
@@ -708,7 +809,7 @@ class SqlUnitOfWork:
         self, key: ConversationKey, step: str, at: datetime, detail: str | None = None
     ) -> None:
         """A conversation reached a funnel step (or was handed to a person: 'handoff')."""
-        self._run(
+        self._defer(
             "INSERT INTO funnel_events (channel, user_id, step, detail, at)"
             " VALUES (:channel, :user, :step, :detail, :at)",
             {
@@ -954,15 +1055,13 @@ class SqlUnitOfWork:
         self, limit: int, channel: str, recipient: str
     ) -> tuple[list[OutboxMessage], bool]:
         """The recipient's first unsent messages and, in the same query, its reply-keyboard flag."""
-        found = self._run(
-            f"SELECT {rows.OUTBOX_COLS}, (SELECT reply_keyboard FROM recipient_state"
-            " WHERE channel = :channel AND recipient = :recipient)"
-            " FROM outbox WHERE sent_at IS NULL AND channel = :channel AND recipient = :recipient"
-            " ORDER BY created_at, outbox_id LIMIT :limit",
-            {"channel": channel, "recipient": recipient, "limit": limit},
-        ).fetchall()
-        shown = bool(found[0][-1]) if found else False
-        return [rows.outbox(self._d, r) for r in found], shown
+        return self.opened(self._run(*open_recipient_query(limit, channel, recipient)))
+
+    def opened(self, found: Cursor) -> tuple[list[OutboxMessage], bool]:
+        """What `open_recipient_query` read."""
+        got = found.fetchall()
+        shown = bool(got[0][-1]) if got else False
+        return [rows.outbox(self._d, r) for r in got], shown
 
     def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None:
         """Remember whether the recipient's chat may show a reply keyboard (only `True` is kept
@@ -1163,8 +1262,9 @@ class SqlStore(ABC, Generic[C]):
         """Whether a transaction is open on the connection (some errors end it by themselves)."""
 
     @abstractmethod
-    def _commit(self, conn: C) -> None:
-        """COMMIT (a backend refuses to commit a transaction its database already aborted)."""
+    def _commit(self, conn: C, deferred: Deferred) -> None:
+        """Send what the unit of work deferred, then COMMIT (a backend refuses to commit a
+        transaction its database already aborted)."""
 
     @abstractmethod
     def _execute_many(self, conn: C, sql: str, params: Sequence[Params]) -> None: ...
@@ -1187,6 +1287,17 @@ class SqlStore(ABC, Generic[C]):
     @contextmanager
     def _local_lease(self) -> Iterator[Lease | None]:
         yield _StoreLease(self)
+
+    @contextmanager
+    def recipient_lease(
+        self, channel: str, recipient: str, limit: int
+    ) -> Iterator[OpenedRecipient | None]:
+        """The recipient's outbox lease and its first pending messages (see Store)."""
+        with self.lease(f"outbox:{channel}:{recipient}") as lease:
+            if lease is None:
+                yield None
+            else:
+                yield OpenedRecipient(lease, *lease.open_recipient(limit, channel, recipient))
 
     def mark_sent_soon(self, outbox_ids: Sequence[int], at: datetime) -> None:
         """Mark messages sent with the next unit of work (see Store.mark_sent_soon)."""
@@ -1252,11 +1363,12 @@ class SqlStore(ABC, Generic[C]):
         try:
             self._check_open()
             uow = SqlUnitOfWork(conn, self.dialect, self._clock)  # type: ignore[arg-type]
-            uow._run(self.dialect.begin)
+            uow._defer(self.dialect.begin)
             with self._sent_soon_lock:
                 sent, self._sent_soon = self._sent_soon, []
             if sent:
                 try:
+                    uow._send_deferred()
                     self._execute_many(conn, self.dialect.sql(MARK_SENT), sent)
                 except BaseException:
                     self._hand_back(sent)
@@ -1274,8 +1386,14 @@ class SqlStore(ABC, Generic[C]):
         try:
             if commit:
                 try:
-                    self._commit(conn)
+                    self._commit(conn, uow._take_deferred())
                     committed = True
+                except Exception as exc:
+                    self._rollback(conn)
+                    mapped = self.dialect.error(exc)
+                    if mapped is None:
+                        raise
+                    raise mapped from exc
                 except BaseException:
                     self._rollback(conn)
                     raise

@@ -19,7 +19,7 @@ from bot.clock import Clock, SystemClock
 from bot.store._dialect import SqliteDialect
 from bot.store._interface import StoreError
 from bot.store._migrations import load_migrations, migrate, schema_version
-from bot.store._sql import Params, SqlStore, SqlUnitOfWork
+from bot.store._sql import Deferred, Params, SqlStore, SqlUnitOfWork
 
 BUSY_TIMEOUT_MS: Final = 5000
 _MEMORY = ":memory:"
@@ -99,7 +99,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def _in_transaction(self, conn: sqlite3.Connection) -> bool:
         return conn.in_transaction
 
-    def _commit(self, conn: sqlite3.Connection) -> None:
+    def _commit(self, conn: sqlite3.Connection, deferred: Deferred) -> None:
+        assert not deferred  # SqliteDialect.pipelines is False: nothing is ever deferred
         conn.execute("COMMIT")
 
     def _execute_many(self, conn: sqlite3.Connection, sql: str, params: Sequence[Params]) -> None:

@@ -39,7 +39,7 @@ class _Held:
 
     def __init__(self, store: Store, recipient: str) -> None:
         self._recipient = recipient
-        self._manager = store.lease(f"outbox:{CHANNEL}:{recipient}")
+        self._manager = store.recipient_lease(CHANNEL, recipient, BATCH)
         self._lease: Lease | None = None
         # whether the chat may still show a contact-request reply keyboard: the next reply
         # without buttons takes it away. Read with the pending messages (no query of its own),
@@ -49,17 +49,13 @@ class _Held:
 
     def open(self) -> list[OutboxMessage] | None:
         """The recipient's first pending messages; None: another process holds the recipient."""
-        self._lease = self._manager.__enter__()
-        if self._lease is None:
+        opened = self._manager.__enter__()
+        if opened is None:
             self._manager.__exit__(None, None, None)
             return None
-        try:
-            pending, shown = self._lease.open_recipient(BATCH, CHANNEL, self._recipient)
-        except BaseException as exc:
-            self._manager.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        self.reply_keyboard = self._reply_keyboard_read = shown
-        return pending
+        self._lease = opened.lease
+        self.reply_keyboard = self._reply_keyboard_read = opened.reply_keyboard
+        return opened.pending
 
     def _read(self) -> list[OutboxMessage]:
         assert self._lease is not None

@@ -42,7 +42,7 @@ from telegram.ext import AIORateLimiter
 
 from bot.clock import FixedClock
 from bot.config import Config
-from bot.store import Lease, Store, UnitOfWork
+from bot.store import Lease, OpenedRecipient, Store, UnitOfWork
 from bot.telegram import conversation_key
 from bot.testing import Call, FakeTelegram, Harness
 from tests.telegram.support import NOW, telegram_config
@@ -91,6 +91,11 @@ class SlowCommits:
 
     def lease(self, name: str) -> AbstractContextManager[Lease | None]:
         return self._store.lease(name)
+
+    def recipient_lease(
+        self, channel: str, recipient: str, limit: int
+    ) -> AbstractContextManager[OpenedRecipient | None]:
+        return self._store.recipient_lease(channel, recipient, limit)
 
     def flush(self) -> None:
         self._store.flush()

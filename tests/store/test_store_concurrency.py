@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+import pytest
 
 from bot.domain import RefundState, TicketStatus
 from bot.store import (
     ConcurrentUpdate,
+    ConversationKey,
     OpenTicketExists,
+    OutboxMessage,
     RefundExceedsCashPaid,
     Store,
     StoreError,
@@ -188,6 +193,7 @@ def test_the_chat_lock_makes_a_second_turn_of_the_chat_wait(
     def first() -> None:
         with a.unit_of_work() as uow:
             uow.lock_chat("telegram", "1001")
+            uow.pending_outbox(1)  # the lock is taken with the next statement
             holding.set()
             threading.Event().wait(0.3)
             order.append("first ends")
@@ -196,6 +202,7 @@ def test_the_chat_lock_makes_a_second_turn_of_the_chat_wait(
         holding.wait(5)
         with b.unit_of_work() as uow:
             uow.lock_chat("telegram", "1001")
+            uow.pending_outbox(1)
             order.append("second holds")
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
@@ -254,3 +261,45 @@ def test_a_deadlock_between_two_turns_is_a_concurrent_update(
     assert "done" in results
     assert len([r for r in results if isinstance(r, ConcurrentUpdate)]) == 1
     assert all(not isinstance(r, BaseException) or isinstance(r, StoreError) for r in results)
+
+
+def test_a_recipient_lease_reads_what_the_previous_holder_recorded(
+    backend: str, open_store: OpenStore
+) -> None:
+    """The lease and its first read travel together (PostgreSQL): the read still sees every
+    delivery the previous holder recorded before it let go, and a refused lease reads nothing."""
+    a, b = open_store(), open_store()
+    at = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    with a.unit_of_work() as uow:
+        for key in ("k0", "k1", "k2"):
+            uow.enqueue(OutboxMessage("telegram", "1001", {"key": key}, created_at=at))
+    with a.recipient_lease("telegram", "1001", 10) as opened:
+        assert opened is not None
+        assert [m.payload["key"] for m in opened.pending] == ["k0", "k1", "k2"]
+        for message in opened.pending[:2]:
+            assert message.outbox_id is not None
+            opened.lease.record_sent(message.outbox_id, at)
+        if backend == "postgresql":  # one process on SQLite: nobody else to refuse
+            with b.recipient_lease("telegram", "1001", 10) as refused:
+                assert refused is None
+            with b.recipient_lease("telegram", "2002", 10) as other:
+                assert other is not None and other.pending == []
+    a.flush()  # SQLite: the records ride on the next unit of work
+    with b.recipient_lease("telegram", "1001", 10) as opened:
+        assert opened is not None
+        assert [m.payload["key"] for m in opened.pending] == ["k2"]
+        assert opened.reply_keyboard is False
+
+
+def test_a_deferred_statement_that_fails_commits_nothing(open_store: OpenStore) -> None:
+    """PostgreSQL sends a funnel step with the next statement or the COMMIT: its failure still
+    fails the unit of work, and nothing of it is stored."""
+    store = open_store()
+    key = ConversationKey("telegram", "1001")
+    at = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    with pytest.raises(StoreError), store.unit_of_work() as uow:
+        uow.upsert_customer("+8613900000001", "张三")
+        uow.record_funnel(key, None, at)  # type: ignore[arg-type]  # NOT NULL: refused
+    with store.unit_of_work() as uow:
+        assert uow.customer_by_phone("+8613900000001") is None
+        assert uow.funnel(at, at + timedelta(seconds=1)) == {}
