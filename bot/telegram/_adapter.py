@@ -18,7 +18,7 @@ from telegram import Bot, CallbackQuery, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.engine import turn_locale
+from bot.engine import TurnResult, turn_locale
 from bot.handoff import DeskContext
 from bot.store import AlbumPart, ConversationKey, UnitOfWork
 from bot.telegram._api import remove_inline_keyboard
@@ -254,13 +254,23 @@ class TelegramAdapter:
         if self.watch is not None:
             self.watch.turn(incoming, result, time.perf_counter() - started)
         # Committed. From here on a failure must not stop the delivery of what was committed.
-        if query is not None:
-            await self._answer(query, result.button_answer)
-            if not result.duplicate and result.button_answer is None:
-                # the press was taken: its buttons are spent, take them off the old message
-                await self._remove_keyboard(bot, query)
-        await self.outbox.deliver(bot, str(incoming.chat_id))
+        # The press is answered (and its spent buttons taken off) while the replies go out:
+        # neither waits for the other, so the update is answered one or two calls sooner.
+        press = (
+            None if query is None else asyncio.create_task(self._after_press(bot, query, result))
+        )
+        try:
+            await self.outbox.deliver(bot, str(incoming.chat_id))
+        finally:
+            if press is not None:
+                await press
         await self.desk.after_turn(bot, incoming, result)
+
+    async def _after_press(self, bot: Bot, query: CallbackQuery, result: TurnResult) -> None:
+        await self._answer(query, result.button_answer)
+        if not result.duplicate and result.button_answer is None:
+            # the press was taken: its buttons are spent, take them off the old message
+            await self._remove_keyboard(bot, query)
 
     async def _answer(self, query: CallbackQuery, text: str | None) -> None:
         await answer_press(query, text)
