@@ -329,10 +329,15 @@ class UnitOfWork(Protocol):
 
     # exactly once: False when the key was already recorded (the event had its effect)
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool: ...
+    # how a turn begins: the key recorded (True: the first time), then the conversation read
+    def mark_processed_and_read(
+        self, dedupe_key: str, at: datetime, key: ConversationKey
+    ) -> tuple[bool, Conversation | None]: ...
     def forget_processed(self, before: datetime) -> int: ...  # keys recorded before: how many
 
     # outbox
     def enqueue(self, message: OutboxMessage) -> OutboxMessage: ...
+    def queue(self, message: OutboxMessage) -> None: ...  # enqueue, when the id is not needed
     def pending_outbox(
         self, limit: int = 100, channel: str | None = None, recipient: str | None = None
     ) -> list[OutboxMessage]: ...  # oldest first; optionally one channel / one recipient

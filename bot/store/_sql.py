@@ -108,6 +108,22 @@ def send_all_pipelined(conn: Connection, statements: Deferred) -> list[Cursor]:
         return [pipelined.execute(text, params or {}) for text, params in statements]
 
 
+def _mark_processed(d: Dialect, dedupe_key: str, at: datetime) -> tuple[str, Params]:
+    return (
+        "INSERT INTO processed_updates (dedupe_key, at) VALUES (:key, :at)"
+        " ON CONFLICT (dedupe_key) DO NOTHING",
+        {"key": dedupe_key, "at": d.ts(at)},
+    )
+
+
+def _conversation_query(key: ConversationKey) -> tuple[str, Params]:
+    return (
+        f"SELECT {rows.CONVERSATION_COLS} FROM conversations"
+        " WHERE channel = :channel AND user_id = :user",
+        {"channel": key.channel, "user": key.user_id},
+    )
+
+
 def open_recipient_query(limit: int, channel: str, recipient: str) -> tuple[str, Params]:
     """A recipient's first pending messages, each row with the recipient's reply-keyboard flag
     (read by SqlUnitOfWork.opened)."""
@@ -121,6 +137,10 @@ def open_recipient_query(limit: int, channel: str, recipient: str) -> tuple[str,
 
 
 MARK_SENT = "UPDATE outbox SET sent_at = :at WHERE outbox_id = :id AND sent_at IS NULL"
+_ENQUEUE = (
+    "INSERT INTO outbox (channel, recipient, payload, created_at)"
+    " VALUES (:channel, :recipient, :payload, :created_at)"
+)
 
 
 class SqlUnitOfWork:
@@ -132,6 +152,7 @@ class SqlUnitOfWork:
         "_conn",
         "_d",
         "_deferred",
+        "_orders",
         "_pipelines",
         "_savepoints",
         "_sql",
@@ -148,6 +169,7 @@ class SqlUnitOfWork:
         # step), held until the next statement whose result is read or the COMMIT, and sent with
         # it in one round trip (Dialect.pipelines); their errors come up with that statement
         self._deferred: Deferred = []
+        self._orders: dict[str, Order | None] = {}  # read in this unit of work, by id
         self._clock = clock
         self._active = True
 
@@ -316,13 +338,18 @@ class SqlUnitOfWork:
         """Insert or replace an order by id, creating or renaming the customer of its phone."""
         self.upsert_customer(order.phone, order.customer_name)
         self._write(rows.UPSERT_ORDER, rows.order_params(self._d, order))
+        self._orders.pop(order.order_id, None)
 
     def order(self, order_id: str) -> Order | None:
-        """The order with this id, if any."""
+        """The order with this id, if any (read once per unit of work: a turn's action and view
+        both look at it, and only an import writes orders)."""
+        if order_id in self._orders:
+            return self._orders[order_id]
         row = self._run(
             f"SELECT {rows.ORDER_COLS} FROM orders WHERE order_id = :id", {"id": order_id}
         ).fetchone()
-        return None if row is None else rows.order(self._d, row)
+        found = self._orders[order_id] = None if row is None else rows.order(self._d, row)
+        return found
 
     def orders_of(self, customer_id: int) -> list[Order]:
         """The customer's orders (matched by phone), newest payment first."""
@@ -523,11 +550,7 @@ class SqlUnitOfWork:
 
     def conversation(self, key: ConversationKey) -> Conversation | None:
         """The stored conversation of this channel and user, if any."""
-        row = self._run(
-            f"SELECT {rows.CONVERSATION_COLS} FROM conversations"
-            " WHERE channel = :channel AND user_id = :user",
-            {"channel": key.channel, "user": key.user_id},
-        ).fetchone()
+        row = self._run(*_conversation_query(key)).fetchone()
         return None if row is None else rows.conversation(self._d, row, key)
 
     def save_conversation(self, conversation: Conversation) -> Conversation:
@@ -987,12 +1010,18 @@ class SqlUnitOfWork:
 
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool:
         """Record an update/event key; True the first time, False when already recorded."""
-        cur = self._run(
-            "INSERT INTO processed_updates (dedupe_key, at) VALUES (:key, :at)"
-            " ON CONFLICT (dedupe_key) DO NOTHING",
-            {"key": dedupe_key, "at": self._d.ts(at)},
+        return self._run(*_mark_processed(self._d, dedupe_key, at)).rowcount == 1
+
+    def mark_processed_and_read(
+        self, dedupe_key: str, at: datetime, key: ConversationKey
+    ) -> tuple[bool, Conversation | None]:
+        """`mark_processed` and then `conversation(key)`, in one round trip where the dialect
+        pipelines: how every turn begins."""
+        marked, found = self._run_together(
+            [_mark_processed(self._d, dedupe_key, at), _conversation_query(key)]
         )
-        return cur.rowcount == 1
+        row = found.fetchone()
+        return marked.rowcount == 1, None if row is None else rows.conversation(self._d, row, key)
 
     def forget_processed(self, before: datetime) -> int:
         """Drop the keys recorded before `before` (a scan: see migration 0003); how many."""
@@ -1005,19 +1034,8 @@ class SqlUnitOfWork:
 
     def enqueue(self, message: OutboxMessage) -> OutboxMessage:
         """Queue a message for delivery after commit; return it with its id and creation time."""
-        if message.outbox_id is not None:
-            raise ValueError("message already has an id; the store assigns it")
-        created_at = message.created_at if message.created_at is not None else self._clock.now()
-        row = self._run(
-            "INSERT INTO outbox (channel, recipient, payload, created_at)"
-            " VALUES (:channel, :recipient, :payload, :created_at) RETURNING outbox_id",
-            {
-                "channel": message.channel,
-                "recipient": message.recipient,
-                "payload": rows.as_json(message.payload),
-                "created_at": self._d.ts(created_at),
-            },
-        ).fetchall()[0]
+        created_at, params = self._outbox_row(message)
+        row = self._run(_ENQUEUE + " RETURNING outbox_id", params).fetchall()[0]
         return OutboxMessage(  # built directly, as in save_conversation
             channel=message.channel,
             recipient=message.recipient,
@@ -1025,6 +1043,22 @@ class SqlUnitOfWork:
             outbox_id=row[0],
             created_at=created_at,
         )
+
+    def queue(self, message: OutboxMessage) -> None:
+        """`enqueue` for a caller that needs no id back: sent with the next statement (on
+        PostgreSQL usually the COMMIT), not a round trip of its own."""
+        self._defer(_ENQUEUE, self._outbox_row(message)[1])
+
+    def _outbox_row(self, message: OutboxMessage) -> tuple[datetime, Params]:
+        if message.outbox_id is not None:
+            raise ValueError("message already has an id; the store assigns it")
+        created_at = message.created_at if message.created_at is not None else self._clock.now()
+        return created_at, {
+            "channel": message.channel,
+            "recipient": message.recipient,
+            "payload": rows.as_json(message.payload),
+            "created_at": self._d.ts(created_at),
+        }
 
     def pending_outbox(
         self, limit: int = 100, channel: str | None = None, recipient: str | None = None

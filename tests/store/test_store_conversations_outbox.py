@@ -169,6 +169,20 @@ def test_mark_processed_is_true_once(store: Store) -> None:
         assert uow.mark_processed("tg:update:1", NOW + timedelta(days=1)) is False
 
 
+def test_a_turn_begins_by_marking_its_key_and_reading_the_conversation(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed_and_read("tg:update:1", NOW, KEY) == (True, None)
+        customer = uow.upsert_customer("+8613800138000", "张三")
+        saved = uow.save_conversation(_conversation(customer_id=customer.customer_id))
+        assert uow.mark_processed_and_read("tg:update:2", NOW, KEY) == (True, saved)
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed_and_read("tg:update:1", NOW, KEY) == (False, saved)
+        other = ConversationKey(channel="telegram", user_id="2002")
+        assert uow.mark_processed_and_read("tg:update:3", NOW, other) == (True, None)
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed("tg:update:3", NOW) is False  # recorded with the commit
+
+
 def test_forget_processed_drops_only_the_keys_recorded_before(store: Store) -> None:
     with store.unit_of_work() as uow:
         uow.mark_processed("old", NOW - timedelta(days=8))
@@ -302,3 +316,21 @@ def test_close_writes_the_delivery_records_still_held(
     store.mark_sent_soon([message.outbox_id], NOW + timedelta(minutes=1))  # twice: harmless
     store.close()
     assert _ids(open_store()) == []
+
+
+def test_queue_is_enqueue_without_the_id_back(store: Store) -> None:
+    """Messages queued and enqueued in one unit of work go out in the order they were written;
+    a unit of work that rolls back queues nothing."""
+    with store.unit_of_work() as uow:
+        assert uow.queue(OutboxMessage("telegram", "1001", {"key": "a"}, created_at=NOW)) is None
+        uow.enqueue(OutboxMessage("telegram", "1001", {"key": "b"}, created_at=NOW))
+        uow.queue(OutboxMessage("telegram", "1001", {"key": "c"}, created_at=NOW))
+    with pytest.raises(RuntimeError), store.unit_of_work() as uow:
+        uow.queue(OutboxMessage("telegram", "1001", {"key": "lost"}, created_at=NOW))
+        raise RuntimeError("the turn failed")
+    with store.unit_of_work() as uow:
+        pending = uow.pending_outbox(10)
+    assert [m.payload["key"] for m in pending] == ["a", "b", "c"]
+    assert all(m.outbox_id is not None and m.created_at == NOW for m in pending)
+    with store.unit_of_work() as uow, pytest.raises(ValueError):
+        uow.queue(pending[0])  # an id already: the store assigns it

@@ -190,3 +190,20 @@ def test_failed_order_checks_count_across_calls_and_lock_at_the_limit(
         assert uow.link_failures("O9") == (4, now)  # locked from the third, not moved on
         uow.clear_link_failures("O9")
         assert uow.link_failures("O9") == (0, None)
+
+
+def test_an_order_read_twice_in_a_unit_of_work_sees_its_own_upsert(
+    store: Store, make: Make
+) -> None:
+    """A unit of work reads an order once; its own upsert (an import) is read back, not the
+    first read."""
+    with store.unit_of_work() as uow:
+        assert uow.order("O1") is None
+        uow.upsert_order(make.order("O1"))
+        first = uow.order("O1")
+        assert first is not None and first.cash_paid_fen == make.order("O1").cash_paid_fen
+        changed = first.model_copy(update={"product_name": "另一张年卡"})
+        uow.upsert_order(changed)
+        assert uow.order("O1") == changed
+    with store.unit_of_work() as uow:
+        assert uow.order("O1") == changed
