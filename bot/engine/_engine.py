@@ -143,11 +143,12 @@ class Engine:
         # one turn of a chat at a time across processes (a no-op on SQLite's single writer), so
         # that two workers given the same chat's updates keep its order and its dedupe key
         uow.lock_chat(event.key.channel, event.key.user_id)
-        if not uow.mark_processed(event.dedupe_key, now):
+        new, stored = uow.mark_processed_and_read(event.dedupe_key, now, event.key)
+        if not new:
             return TurnResult(duplicate=True)
         if also is not None:
             also(uow)
-        conv = uow.conversation(event.key) or self._new_conversation(uow, event)
+        conv = stored or self._new_conversation(uow, event)
         turn = Turn(
             state=conv.state, conv=conv, uow=uow, event=event, now=now, services=self.services
         )
@@ -172,7 +173,7 @@ class Engine:
         conv.updated_at = now
         uow.save_conversation(conv)
         for reply in result.replies:
-            uow.enqueue(
+            uow.queue(
                 OutboxMessage(
                     event.key.channel, event.key.user_id, reply.to_payload(), created_at=now
                 )

@@ -128,7 +128,7 @@ class Acting:
         self._enqueue(conv, Reply(key, text).to_payload())
 
     def _enqueue(self, conv: Conversation, payload: dict[str, Any]) -> None:
-        self.uow.enqueue(
+        self.uow.queue(
             OutboxMessage(conv.key.channel, conv.key.user_id, payload, created_at=self.now)
         )
         self.deliver.append(conv.key)

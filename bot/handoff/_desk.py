@@ -403,7 +403,7 @@ class Desk(DeskBase):
         )
         reply = Reply("desk.overdue.review", text, (open_button(t, ticket.ticket_no),))
         desk = ConversationKey(self.channel, str(chat))
-        uow.enqueue(OutboxMessage(desk.channel, desk.user_id, reply.to_payload(), created_at=now))
+        uow.queue(OutboxMessage(desk.channel, desk.user_id, reply.to_payload(), created_at=now))
         return [desk]
 
     def _payout_overdue(

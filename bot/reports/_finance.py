@@ -295,7 +295,7 @@ def _tell_refunded(
     text = catalog.text(
         turn_locale(conv, catalog), key, {"ticket_no": ticket_no, "amount_fen": amount_fen}
     )
-    uow.enqueue(
+    uow.queue(
         OutboxMessage(
             conv.key.channel, conv.key.user_id, Reply(key, text).to_payload(), created_at=now
         )

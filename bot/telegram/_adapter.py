@@ -18,7 +18,7 @@ from telegram import Bot, CallbackQuery, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from bot.engine import TurnResult, turn_locale
+from bot.engine import Engine, Inbound, TurnResult, turn_locale
 from bot.handoff import DeskContext
 from bot.store import AlbumPart, ConversationKey, UnitOfWork
 from bot.telegram._api import remove_inline_keyboard
@@ -27,7 +27,7 @@ from bot.telegram._desk import TelegramDesk, answer_press
 from bot.telegram._files import EvidenceDownloads
 from bot.telegram._flood import IncomingLimit, Verdict
 from bot.telegram._offloop import BUSY_RETRY_DELAYS, leased, retrying, use_store_threads
-from bot.telegram._outbox import Outbox
+from bot.telegram._outbox import Outbox, Reserved
 from bot.telegram._parse import CHANNEL, Incoming, conversation_key, dedupe_key, parse_update
 from bot.telegram._processor import ChatLocks
 from bot.telegram._watch import Watch
@@ -55,6 +55,19 @@ class _AlbumStale(Exception):
     """An album's turn found some of its parts handed over by another worker meanwhile (their
     turn committed between this worker's read of the parts and its turn): rolled back, the
     parts are read again."""
+
+
+def _handle_then_open(
+    engine: Engine,
+    inbound: Inbound,
+    also: Callable[[UnitOfWork], None],
+    reserved: Reserved | None,
+) -> TurnResult:
+    """A turn, then (committed) the chat's delivery opened in the same store thread."""
+    result = engine.handle(inbound, also)
+    if reserved is not None:
+        reserved.open()
+    return result
 
 
 def _no_album_waiting(key: ConversationKey, uow: UnitOfWork) -> None:
@@ -235,6 +248,37 @@ class TelegramAdapter:
         if inbound.files and self.downloads is not None:
             files = [await self.downloads.fetch(bot, info) for info in inbound.files]
             inbound = dataclasses.replace(inbound, files=tuple(files))
+        # the chat's delivery, taken now if that needs no waiting: the turn's store thread then
+        # reads the replies' queue right after its commit (one hop to a thread, not two)
+        reserved = await self.outbox.reserve(str(incoming.chat_id))
+        try:
+            result = await self._engine_turn(bot, incoming, inbound, album, reserved)
+            # Committed. From here on a failure must not stop the delivery of what was
+            # committed. The press is answered (and its spent buttons taken off) while the
+            # replies go out: neither waits for the other.
+            press = (
+                None
+                if query is None
+                else asyncio.create_task(self._after_press(bot, query, result))
+            )
+            try:
+                await self.outbox.deliver(bot, str(incoming.chat_id), reserved)
+            finally:
+                if press is not None:
+                    await press
+        finally:
+            if reserved is not None:
+                reserved.release()
+        await self.desk.after_turn(bot, incoming, result)
+
+    async def _engine_turn(
+        self,
+        bot: Bot,
+        incoming: Incoming,
+        inbound: Inbound,
+        album: Callable[[UnitOfWork], None] | None,
+        reserved: Reserved | None,
+    ) -> TurnResult:
         started = time.perf_counter()
         # in a thread: a slow or locked database holds up this chat only; a busy one is tried
         # again with backoff, and only when it stays busy does the customer get the apology
@@ -243,28 +287,20 @@ class TelegramAdapter:
             # an ordinary update's turn looks for a waiting album first, in its own unit of
             # work (one indexed query, under the chat's transaction lock)
             also = album or functools.partial(_no_album_waiting, inbound.key)
-            result = await retrying(delays, self.engine.handle, inbound, also)
+            result = await retrying(delays, _handle_then_open, self.engine, inbound, also, reserved)
         except _AlbumWaits:
             # an album of the chat waits, stored here or by another worker: it came first, so
             # its turn goes first and the chat's order holds (the turn above rolled back; a
-            # failure of the album is reported for it, and this update is still handled)
+            # failure of the album is reported for it, and this update is still handled). The
+            # album's turn delivers to the chat itself: the reservation is let go first.
+            if reserved is not None:
+                reserved.release()
             await self._hand_over(bot, incoming.chat_id)
             started = time.perf_counter()
             result = await retrying(delays, self.engine.handle, inbound)
         if self.watch is not None:
             self.watch.turn(incoming, result, time.perf_counter() - started)
-        # Committed. From here on a failure must not stop the delivery of what was committed.
-        # The press is answered (and its spent buttons taken off) while the replies go out:
-        # neither waits for the other, so the update is answered one or two calls sooner.
-        press = (
-            None if query is None else asyncio.create_task(self._after_press(bot, query, result))
-        )
-        try:
-            await self.outbox.deliver(bot, str(incoming.chat_id))
-        finally:
-            if press is not None:
-                await press
-        await self.desk.after_turn(bot, incoming, result)
+        return result
 
     async def _after_press(self, bot: Bot, query: CallbackQuery, result: TurnResult) -> None:
         await self._answer(query, result.button_answer)

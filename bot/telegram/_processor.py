@@ -31,6 +31,23 @@ class ChatLocks:
             if self._users[chat_id] == 0:
                 del self._users[chat_id], self._locks[chat_id]
 
+    async def try_take(self, chat_id: int) -> bool:
+        """Hold the chat's lock now if nobody holds or waits for it (never waits); False
+        otherwise. Give it back with `give_back`."""
+        if chat_id in self._locks:
+            return False
+        lock = self._locks[chat_id] = asyncio.Lock()
+        self._users[chat_id] = 1
+        await lock.acquire()  # a new lock: taken at once
+        return True
+
+    def give_back(self, chat_id: int) -> None:
+        """Let go of a lock taken by `try_take`."""
+        self._locks[chat_id].release()
+        self._users[chat_id] -= 1
+        if self._users[chat_id] == 0:
+            del self._users[chat_id], self._locks[chat_id]
+
     def __len__(self) -> int:
         return len(self._locks)
 
