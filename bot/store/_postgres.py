@@ -10,6 +10,12 @@ writer wait for the first and then fail (or, for `ON CONFLICT`, see its row). Ve
 re-check the version on the row they waited for: ConcurrentUpdate. Deadlocks and serialization
 failures become ConcurrentUpdate as well: the turn is retried like any other lost race.
 
+Round trips, not SQL, are most of a unit of work's time here (≈ 130 µs each over TCP on one
+machine): statements whose results nobody reads (BEGIN, the chat lock, savepoints, funnel steps,
+queued replies) wait and travel with the next statement or the COMMIT in psycopg's pipeline mode,
+and an error among them comes up with that statement (and commits nothing). The outbox lease takes
+its lock and reads the queue in one round trip, and commits its delivery records with the unlock.
+
 Sessions run in UTC so `timestamptz` values come back in UTC; `json` values come back as the text
 that was written (decoded by the row mappers, exactly as on SQLite).
 """

@@ -156,6 +156,7 @@ class SqlUnitOfWork:
         "_pipelines",
         "_savepoints",
         "_sql",
+        "_tickets_read",
     )
 
     def __init__(self, conn: Connection, dialect: Dialect, clock: Clock) -> None:
@@ -170,6 +171,7 @@ class SqlUnitOfWork:
         # it in one round trip (Dialect.pipelines); their errors come up with that statement
         self._deferred: Deferred = []
         self._orders: dict[str, Order | None] = {}  # read in this unit of work, by id
+        self._tickets_read: dict[str, Ticket | None] = {}  # by number, until written
         self._clock = clock
         self._active = True
 
@@ -377,15 +379,20 @@ class SqlUnitOfWork:
 
     def add_ticket(self, ticket: Ticket) -> None:
         """Store a new ticket; OpenTicketExists if its order has an open one already."""
+        self._tickets_read.pop(ticket.ticket_no, None)
         self._write(rows.INSERT_TICKET, rows.ticket_params(self._d, ticket))
 
     def _tickets(self, where: str, params: Params | None = None) -> list[Ticket]:
         return self._all(rows.ticket, f"{rows.SELECT_TICKETS} WHERE {where}", params)
 
     def ticket(self, ticket_no: str) -> Ticket | None:
-        """The ticket with this number, if any."""
+        """The ticket with this number, if any (read once per unit of work until it writes the
+        ticket: a view renders it from several helpers)."""
+        if ticket_no in self._tickets_read:
+            return self._tickets_read[ticket_no]
         found = self._tickets("ticket_no = :no", {"no": ticket_no})
-        return found[0] if found else None
+        ticket = self._tickets_read[ticket_no] = found[0] if found else None
+        return ticket
 
     def tickets_of_customer(self, customer_id: int) -> list[Ticket]:
         """The customer's tickets, newest first."""
@@ -408,6 +415,7 @@ class SqlUnitOfWork:
 
     def update_ticket(self, ticket: Ticket) -> Ticket:
         """Write a ticket read at version n (changes applied); return it at version n + 1."""
+        self._tickets_read.pop(ticket.ticket_no, None)
         cur = self._write(rows.UPDATE_TICKET, rows.ticket_params(self._d, ticket))
         if cur.rowcount == 1:
             return ticket.model_copy(update={"version": ticket.version + 1})

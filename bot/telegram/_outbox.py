@@ -83,7 +83,9 @@ class _Held:
 class Reserved:
     """A recipient's delivery taken before a turn of its chat (the outbox's chat lock and a
     lease slot, both free at that moment), so that the turn's own store thread takes the lease
-    and reads the queue right after its commit: one hop to a store thread instead of two."""
+    and reads the queue right after its commit: one hop to a store thread instead of two.
+    While reserved, a job's delivery to the chat waits for the turn (as it would for its
+    delivery)."""
 
     def __init__(self, outbox: Outbox, recipient: str, chat: int) -> None:
         self._outbox = outbox
@@ -210,7 +212,8 @@ class Outbox:
                 async with self._leases:
                     held = _Held(self._store, recipient)
                     # one hop to a store thread takes the lease and reads the queue, one more
-                    # records the deliveries and lets go (a hop costs more than the SQL here)
+                    # records the deliveries and lets go (a hop costs more than the SQL here);
+                    # after a turn, its own hop took the lease already (Reserved)
                     pending = await asyncio.to_thread(held.open)
                     if pending is not None:
                         return await self._deliver_held(bot, held, pending, chat_id, recipient)

@@ -405,3 +405,21 @@ def test_event_with_an_id_is_refused(store: Store, make: Make) -> None:
         ticket = make.seed_ticket(uow)
         with pytest.raises(ValueError, match="id"):
             uow.add_event(make.event(ticket.ticket_no, event_id=3))
+
+
+def test_a_ticket_read_again_in_a_unit_of_work_follows_its_own_writes(
+    store: Store, make: Make
+) -> None:
+    """A unit of work reads a ticket once until it writes it: a new or updated ticket is read
+    back as written."""
+    with store.unit_of_work() as uow:
+        assert uow.ticket("T20261124-0001") is None
+        seeded = make.seed_ticket(uow)
+        first = uow.ticket(seeded.ticket_no)
+        assert first is not None and first.version == seeded.version
+        assert uow.ticket(seeded.ticket_no) == first
+        moved = uow.update_ticket(first.model_copy(update={"assignee": 7}))
+        again = uow.ticket(seeded.ticket_no)
+        assert again == moved and again is not None and again.assignee == 7
+    with store.unit_of_work() as uow:
+        assert uow.ticket(seeded.ticket_no) == moved
