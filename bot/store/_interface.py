@@ -372,7 +372,8 @@ class UnitOfWork(Protocol):
 class Lease(Protocol):
     """Held by one process at a time (see Store.lease): a recipient's outbox while one worker
     delivers it, a job's tick, the one polling consumer. Its reads and delivery records run
-    outside of any unit of work, each committed at once."""
+    outside of any unit of work; a record is committed with the lease's next read, or before the
+    lease is let go at the latest."""
 
     def pending_outbox(
         self, limit: int = 100, channel: str | None = None, recipient: str | None = None

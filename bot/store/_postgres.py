@@ -164,9 +164,9 @@ class PostgresStore(SqlStore[PgConnection]):
 
     def lease(self, name: str) -> AbstractContextManager[Lease | None]:
         """A session advisory lock on a pooled connection of its own, held for the block: the
-        lease's reads and records run on that connection, each committed at once (so a delivery
-        is recorded before the lease is let go). A crashed holder's connection closes and
-        PostgreSQL frees the lock."""
+        lease's reads and records run on that connection, autocommitted (a record with the next
+        read, or with the unlock: a delivery is recorded before the lease is let go). A crashed
+        holder's connection closes and PostgreSQL frees the lock."""
         return self._lease_only(name)
 
     @contextmanager
