@@ -62,8 +62,22 @@ _LEASE_TRY = "SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"
 _LEASE_FREE = "SELECT pg_advisory_unlock(hashtextextended(:key, 0))"
 
 
+class _QuietPipelineExit(logging.Filter):
+    """psycopg logs a WARNING when a pipeline whose statement failed is closed; the store raises
+    that failure itself (often an expected one: OpenTicketExists, ConcurrentUpdate...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+logging.getLogger("psycopg").addFilter(_QuietPipelineExit())
+
+
 def configure(conn: PgConnection) -> None:
-    """Session settings of every connection of the store (and of `db` commands)."""
+    """Session settings of every connection of the store (and of `db` commands). READ
+    COMMITTED whatever the server's default: the outbox lease reads after its lock, on a
+    snapshot of that statement's own."""
+    conn.execute("SET default_transaction_isolation = 'read committed'")
     conn.execute("SET TIME ZONE 'UTC'")
     conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
     conn.adapters.register_loader("json", TextLoader)
@@ -197,7 +211,13 @@ class PostgresStore(SqlStore[PgConnection]):
         held = False
         work = SqlUnitOfWork(conn, self.dialect, self._clock)  # autocommit: no BEGIN
         try:
-            found = work._run_together([(_LEASE_TRY, key), *([first] if first else [])])
+            try:
+                found = work._run_together([(_LEASE_TRY, key), *([first] if first else [])])
+            except BaseException:
+                # the lock may have been granted before the read with it failed: a closed
+                # session holds no lock (the pool drops the connection)
+                conn.close()
+                raise
             held = bool(found[0].fetchone()[0])
             yield (_PgLease(work), found[-1] if first else None) if held else (None, None)
         finally:
@@ -268,4 +288,5 @@ class _PgLease:
         return self._work.open_recipient(limit, channel, recipient)
 
     def set_reply_keyboard(self, channel: str, recipient: str, shown: bool) -> None:
+        self._work._send_deferred()  # the delivery records first, committed on their own
         self._work.set_reply_keyboard(channel, recipient, shown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -70,6 +71,13 @@ class _Held:
         self._record(delivered, at)
         return self._read()
 
+    def abandon(self) -> None:
+        """Let go of a lease opened but never delivered (nothing to record); never raises."""
+        try:
+            self._manager.__exit__(None, None, None)
+        except Exception:
+            log.exception("outbox %s: letting go of the lease failed", self._recipient)
+
     def close(self, delivered: list[int], at: datetime) -> None:
         try:
             self._record(delivered, at)
@@ -85,25 +93,47 @@ class Reserved:
     lease slot, both free at that moment), so that the turn's own store thread takes the lease
     and reads the queue right after its commit: one hop to a store thread instead of two.
     While reserved, a job's delivery to the chat waits for the turn (as it would for its
-    delivery)."""
+    delivery). A lease opened for a turn that never delivers (cancelled, failed) is let go."""
 
     def __init__(self, outbox: Outbox, recipient: str, chat: int) -> None:
         self._outbox = outbox
         self._chat = chat
         self.recipient = recipient
         self.held = _Held(outbox.store, recipient)
-        self.pending: list[OutboxMessage] | None = None  # None: not opened (see `open`)
+        self._pending: list[OutboxMessage] | None = None  # opened, not yet handed to delivery
+        self._abandoned = False  # released before delivery took it
+        self._state = threading.Lock()  # open() runs in a store thread, the rest on the loop
         self._taken = True
 
     def open(self) -> None:
         """In the store thread, after the turn committed: never raises (the turn stands; the
         delivery then goes the usual way)."""
         try:
-            self.pending = self.held.open()
+            pending = self.held.open()
         except Exception:
             log.exception("outbox %s: reading the queue after the turn failed", self.recipient)
+            return
+        with self._state:
+            keep = not self._abandoned
+            if keep:
+                self._pending = pending
+        if not keep and pending is not None:
+            self.held.abandon()  # the turn is gone: the lease with it
+
+    def take(self) -> list[OutboxMessage] | None:
+        """What was opened, for the delivery, which closes the lease from now on."""
+        with self._state:
+            pending, self._pending = self._pending, None
+            return pending
 
     def release(self) -> None:
+        """Let go of the chat lock and the lease slot; a lease opened but never delivered is
+        let go in a store thread."""
+        with self._state:
+            self._abandoned = True
+            opened, self._pending = self._pending, None
+        if opened is not None:
+            asyncio.get_running_loop().run_in_executor(None, self.held.abandon)
         if self._taken:
             self._taken = False
             self._outbox.give_back(self._chat)
@@ -172,10 +202,11 @@ class Outbox:
         `reserved`: the recipient's, opened by its turn (released here)."""
         if reserved is not None:
             try:
-                if reserved.pending is not None:
+                pending = reserved.take()
+                if pending is not None:
                     chat = _chat_of(reserved.recipient)
                     sent, _ = await self._deliver_held(
-                        bot, reserved.held, reserved.pending, chat, reserved.recipient
+                        bot, reserved.held, pending, chat, reserved.recipient
                     )
                     return sent
             finally:

@@ -8,6 +8,7 @@ time, so there the racers meet just before they begin.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -303,3 +304,63 @@ def test_a_deferred_statement_that_fails_commits_nothing(open_store: OpenStore) 
     with store.unit_of_work() as uow:
         assert uow.customer_by_phone("+8613900000001") is None
         assert uow.funnel(at, at + timedelta(seconds=1)) == {}
+
+
+def test_a_recipient_lease_whose_read_fails_lets_go_of_the_lock(
+    backend: str, open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock and the read travel together: a read that fails after the lock was granted
+    must not leave the lock with a pooled connection (no worker could deliver there again)."""
+    import sqlite3
+
+    import psycopg
+
+    import bot.store._postgres as postgres
+    import bot.store._sql as sql
+
+    a, b = open_store(), open_store()
+    broken = ("SELECT * FROM no_such_table WHERE :limit > 0", {"limit": 1})
+    for module in (postgres, sql):
+        monkeypatch.setattr(module, "open_recipient_query", lambda *_: broken)
+    refused = (sqlite3.OperationalError, psycopg.errors.UndefinedTable)
+    with pytest.raises(refused), a.recipient_lease("telegram", "1001", 10):
+        pass
+    monkeypatch.undo()
+    with b.recipient_lease("telegram", "1001", 10) as opened:
+        assert opened is not None
+    with a.recipient_lease("telegram", "1001", 10) as opened:  # and on the first store again
+        assert opened is not None
+
+
+async def test_a_delivery_reserved_for_a_turn_that_never_delivers_is_let_go(
+    open_store: OpenStore,
+) -> None:
+    """A turn cancelled after its thread opened the chat's delivery, or before it did: either
+    way the recipient's lease is let go, and another worker can deliver there."""
+    from bot.clock import FixedClock
+    from bot.telegram._outbox import Outbox
+
+    a, b = open_store(), open_store()
+    outbox = Outbox(a, FixedClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC)))
+
+    async def free_for_another() -> bool:
+        for _ in range(200):
+            with b.recipient_lease("telegram", "42", 10) as opened:
+                if opened is not None:
+                    return True
+            await asyncio.sleep(0.01)
+        return False
+
+    opened_first = await outbox.reserve("42")
+    assert opened_first is not None
+    await asyncio.to_thread(opened_first.open)  # the turn's thread opened it...
+    opened_first.release()  # ...and the turn was cancelled before delivering
+    assert await free_for_another()
+
+    released_first = await outbox.reserve("42")
+    assert released_first is not None
+    released_first.release()  # cancelled while its thread still ran the turn
+    await asyncio.to_thread(released_first.open)
+    assert released_first.take() is None
+    assert await free_for_another()
+    assert await outbox.reserve("42") is not None  # the chat lock and the slot are free again
