@@ -225,6 +225,13 @@ class Outbox:
             if not recipients:
                 return total
             for each in recipients:
+                chat = _chat_of(each)
+                if chat is not None and self._locks.busy(chat):
+                    # a turn or another delivery of this process has the chat in hand and sends
+                    # its queue: no waiting behind it (a turn may take seconds on a busy
+                    # database); what it leaves is the next round's
+                    stuck.add(each)
+                    continue
                 sent, done = await self._deliver_to(bot, each)
                 total += sent
                 if not done:

@@ -31,10 +31,14 @@ class ChatLocks:
             if self._users[chat_id] == 0:
                 del self._users[chat_id], self._locks[chat_id]
 
+    def busy(self, chat_id: int) -> bool:
+        """Whether someone holds or waits for the chat's lock."""
+        return chat_id in self._locks
+
     async def try_take(self, chat_id: int) -> bool:
         """Hold the chat's lock now if nobody holds or waits for it (never waits); False
         otherwise. Give it back with `give_back`."""
-        if chat_id in self._locks:
+        if self.busy(chat_id):
             return False
         lock = self._locks[chat_id] = asyncio.Lock()
         self._users[chat_id] = 1

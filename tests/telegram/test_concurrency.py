@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import pytest
 from telegram import Update
 
-from bot.store import OpenedRecipient, StoreBusy
+from bot.engine import Reply
+from bot.store import OpenedRecipient, OutboxMessage, StoreBusy
 from bot.telegram import ChatLocks, PerChatUpdateProcessor
 from bot.telegram._parse import conversation_key
 from bot.testing import WAIT
@@ -135,3 +136,22 @@ async def test_a_failed_read_after_the_turn_still_delivers_its_reply(
     assert "reading the queue after the turn failed" in caplog.text
     assert harness.state(ALICE) == "start.welcome"
     assert harness.tg.texts(ALICE.id)[0].startswith("Hi! This is the 小年卡盟")
+
+
+async def test_the_outbox_sweep_passes_over_a_chat_in_hand_instead_of_waiting(
+    harness: ShopHarness,
+) -> None:
+    """A chat whose delivery a turn (or another delivery) holds is that holder's to send: the
+    sweep goes on with the other chats and leaves it for its next round."""
+    assert harness.bot is not None
+    outbox, tg, bot = harness.bot.adapter.outbox, harness.tg, harness.application.bot
+    with harness.engine_app.store.unit_of_work() as uow:
+        for user in (ALICE, BOB):
+            payload = Reply("k", f"queued for {user.id}").to_payload()
+            uow.enqueue(OutboxMessage("telegram", str(user.id), payload))
+    async with outbox._locks.hold(ALICE.id):
+        assert await asyncio.wait_for(outbox.deliver(bot), WAIT) == 1
+        assert tg.texts(BOB.id) == [f"queued for {BOB.id}"]
+        assert tg.texts(ALICE.id) == []
+    assert await asyncio.wait_for(outbox.deliver(bot), WAIT) == 1
+    assert tg.texts(ALICE.id) == [f"queued for {ALICE.id}"]
