@@ -28,6 +28,7 @@ from bot.clock import to_local
 from bot.config import Config, Secrets
 from bot.telegram._adapter import ALBUM_SWEEP_SECONDS, Context, TelegramAdapter
 from bot.telegram._api import quiet_typed_method_warning
+from bot.telegram._heap import frozen_startup_heap
 from bot.telegram._processor import ChatLocks, PerChatUpdateProcessor
 from bot.telegram._ratelimit import PerChatRateLimiter
 from bot.telegram._updates import SkippedUpdates, TolerantUpdates, quiet_webhook_parse_failures
@@ -234,9 +235,10 @@ def run(
             bot = build_bot(
                 app, secrets.token, request=request, get_updates_request=request, watch=watch
             )
-            asyncio.run(
-                serve_webhook(bot.application, webhook_options(config, secrets.webhook_secret))
-            )
+            with frozen_startup_heap():
+                asyncio.run(
+                    serve_webhook(bot.application, webhook_options(config, secrets.webhook_secret))
+                )
             return 0
         # getUpdates has one consumer: a second polling worker on the database is refused
         # (before anything else, so that it is told at once, Telegram reachable or not)
@@ -249,7 +251,8 @@ def run(
             bot = build_bot(
                 app, secrets.token, request=request, get_updates_request=request, watch=watch
             )
-            bot.application.run_polling(allowed_updates=ALLOWED_UPDATES)
+            with frozen_startup_heap():
+                bot.application.run_polling(allowed_updates=ALLOWED_UPDATES)
         return 0
     finally:
         if server is not None:

@@ -31,6 +31,7 @@ from telegram.ext import AIORateLimiter
 
 from bot.clock import FixedClock
 from bot.telegram import webhook_options
+from bot.telegram._heap import frozen_startup_heap
 from bot.telegram._webhook import open_webhook
 from bot.testing import Call, FakeTelegram, Harness
 from tests.reliability.runner import RATE_LIMIT, Journal, emit
@@ -95,11 +96,12 @@ async def run(
     application = harness.application
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    server = await open_webhook(application, webhook_options(config, SECRET))
-    await application.start()
-    emit(ready=True, pid=os.getpid())
-    await stop.wait()
-    await server.stop()
+    with frozen_startup_heap():  # as `refund-bot run` serves
+        server = await open_webhook(application, webhook_options(config, SECRET))
+        await application.start()
+        emit(ready=True, pid=os.getpid())
+        await stop.wait()
+        await server.stop()
     await application.stop()
     await harness.stop()
     emit(done=True)

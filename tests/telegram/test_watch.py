@@ -4,6 +4,7 @@ unreachable at start is one line and a retry, not a traceback."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -114,6 +115,7 @@ def test_webhook_run_serves_metrics_and_health(tmp_path: Path) -> None:
     update = Updates().command(ALICE, "start")
     seen: dict[str, tuple[int, str]] = {}
     errors: list[BaseException] = []
+    frozen: list[int] = []
 
     def client() -> None:
         try:
@@ -134,6 +136,7 @@ def test_webhook_run_serves_metrics_and_health(tmp_path: Path) -> None:
                     time.sleep(0.05)  # the webhook server is not up yet
             while not tg.sent(ALICE.id) and time.monotonic() < deadline:
                 time.sleep(0.05)
+            frozen.append(gc.get_freeze_count())  # start-up's heap, out of the collector's walks
             seen.update(check_endpoints(port))
         except BaseException as exc:  # reported by the test thread
             errors.append(exc)
@@ -148,6 +151,7 @@ def test_webhook_run_serves_metrics_and_health(tmp_path: Path) -> None:
         asyncio.set_event_loop(None)
         thread.join()
     assert not errors
+    assert frozen[0] > 10_000 and gc.get_freeze_count() == 0
     assert_watched(seen)
 
 
