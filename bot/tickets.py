@@ -140,7 +140,7 @@ def submit(
         note=note,
     )
     for item in evidence:
-        uow.add_evidence(item.model_copy(update={"ticket_no": ticket_no}))
+        uow.attach_evidence(item.model_copy(update={"ticket_no": ticket_no}))
     if q.outcome is Outcome.AUTO_APPROVE:
         ticket = approve(uow, config, cal, ticket, order, requested_fen, "system", now)
     return ticket
@@ -292,7 +292,7 @@ def _event(
     to_status: TicketStatus | None,
     **data: Any,
 ) -> None:
-    uow.add_event(
+    uow.record_event(
         TicketEvent(
             ticket_no=ticket.ticket_no,
             at=now,

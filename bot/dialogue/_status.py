@@ -258,7 +258,7 @@ def has_new_material(turn: Turn) -> bool:
 def _attach(turn: Turn, ticket: Ticket) -> int:
     items = stored_evidence(turn)
     for item in items:
-        turn.uow.add_evidence(item.model_copy(update={"ticket_no": ticket.ticket_no}))
+        turn.uow.attach_evidence(item.model_copy(update={"ticket_no": ticket.ticket_no}))
     turn.data.pop("evidence", None)
     return len(items)
 

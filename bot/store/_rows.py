@@ -154,7 +154,8 @@ TICKET_COLS: Final = (
     " approved_fen, quote, review_due, payout_due, appeal_count, assignee, created_at, updated_at,"
     " version"
 )
-INSERT_TICKET: Final = insert("tickets", columns(TICKET_COLS))
+# the ticket as stored comes back, for the unit of work's read cache (SqlUnitOfWork.ticket)
+INSERT_TICKET: Final = insert("tickets", columns(TICKET_COLS)) + f" RETURNING {TICKET_COLS}"
 SELECT_TICKETS: Final = f"SELECT {TICKET_COLS} FROM tickets"
 # The identity of a ticket (number, order, customer, creation) is in the WHERE clause rather than
 # the SET list: a caller that changed it gets an error instead of a silent partial write.
@@ -266,7 +267,8 @@ EVIDENCE_COLS: Final = (
     "evidence_id, ticket_no, kind, file_id, file_unique_id, size_bytes, mime_type, caption, sha256,"
     " added_at, sent_as"
 )
-INSERT_EVIDENCE: Final = insert("evidence", columns(EVIDENCE_COLS)[1:]) + " RETURNING evidence_id"
+RECORD_EVIDENCE: Final = insert("evidence", columns(EVIDENCE_COLS)[1:])
+INSERT_EVIDENCE: Final = RECORD_EVIDENCE + " RETURNING evidence_id"
 
 
 def evidence_params(d: Dialect, e: Evidence) -> dict[str, object]:
@@ -301,7 +303,8 @@ def evidence(d: Dialect, row: Row) -> Evidence:
 
 
 EVENT_COLS: Final = "event_id, ticket_no, at, actor, kind, from_status, to_status, data"
-INSERT_EVENT: Final = insert("ticket_events", columns(EVENT_COLS)[1:]) + " RETURNING event_id"
+RECORD_EVENT: Final = insert("ticket_events", columns(EVENT_COLS)[1:])
+INSERT_EVENT: Final = RECORD_EVENT + " RETURNING event_id"
 
 
 def event_params(d: Dialect, e: TicketEvent) -> dict[str, object]:

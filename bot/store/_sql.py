@@ -380,7 +380,9 @@ class SqlUnitOfWork:
     def add_ticket(self, ticket: Ticket) -> None:
         """Store a new ticket; OpenTicketExists if its order has an open one already."""
         self._tickets_read.pop(ticket.ticket_no, None)
-        self._write(rows.INSERT_TICKET, rows.ticket_params(self._d, ticket))
+        stored = self._write(rows.INSERT_TICKET, rows.ticket_params(self._d, ticket)).fetchall()
+        # as a read would find it: the turn that files a ticket shows it next
+        self._tickets_read[ticket.ticket_no] = rows.ticket(self._d, stored[0])
 
     def _tickets(self, where: str, params: Params | None = None) -> list[Ticket]:
         return self._all(rows.ticket, f"{rows.SELECT_TICKETS} WHERE {where}", params)
@@ -441,6 +443,14 @@ class SqlUnitOfWork:
         row = self._one(rows.INSERT_EVIDENCE, rows.evidence_params(self._d, evidence))
         return evidence.model_copy(update={"evidence_id": row[0]})
 
+    def attach_evidence(self, evidence: Evidence) -> None:
+        """add_evidence, when the id is not needed: sent with the next statement whose result is
+        read, or the COMMIT (Dialect.pipelines); a ticket that does not exist (NotFound) fails
+        the unit of work, at the latest when it commits."""
+        if evidence.evidence_id is not None:
+            raise ValueError("evidence already has an id; the store assigns it")
+        self._defer(rows.RECORD_EVIDENCE, rows.evidence_params(self._d, evidence))
+
     def evidence_of(self, ticket_no: str) -> list[Evidence]:
         """The ticket's evidence in the order it was added."""
         return self._all(
@@ -455,6 +465,12 @@ class SqlUnitOfWork:
             raise ValueError("event already has an id; the store assigns it")
         row = self._one(rows.INSERT_EVENT, rows.event_params(self._d, event))
         return event.model_copy(update={"event_id": row[0]})
+
+    def record_event(self, event: TicketEvent) -> None:
+        """add_event, when the id is not needed: sent like `attach_evidence`."""
+        if event.event_id is not None:
+            raise ValueError("event already has an id; the store assigns it")
+        self._defer(rows.RECORD_EVENT, rows.event_params(self._d, event))
 
     def events_of(self, ticket_no: str) -> list[TicketEvent]:
         """The ticket's audit trail, oldest first."""

@@ -407,6 +407,67 @@ def test_event_with_an_id_is_refused(store: Store, make: Make) -> None:
             uow.add_event(make.event(ticket.ticket_no, event_id=3))
 
 
+def test_recorded_events_and_attached_evidence_are_stored_in_order(
+    store: Store, make: Make
+) -> None:
+    """record_event / attach_evidence: add_event / add_evidence without the id back (they may
+    travel with the next statement): readable in the same unit of work and after it."""
+    with store.unit_of_work() as uow:
+        ticket = make.seed_ticket(uow)
+        uow.record_event(make.event(ticket.ticket_no))
+        uow.attach_evidence(make.evidence(ticket.ticket_no))
+        uow.record_event(make.event(ticket.ticket_no, kind="note", to_status=None))
+        uow.attach_evidence(make.evidence(ticket.ticket_no, kind=EvidenceKind.PDF))
+        inside = [e.kind for e in uow.events_of(ticket.ticket_no)]
+        assert inside == ["submitted", "note"]
+    with store.unit_of_work() as uow:
+        events = uow.events_of(ticket.ticket_no)
+        evidence = uow.evidence_of(ticket.ticket_no)
+    assert [e.kind for e in events] == ["submitted", "note"]
+    assert all(e.event_id is not None for e in events)
+    assert events[0].data == make.event(ticket.ticket_no).data
+    assert [e.kind for e in evidence] == [EvidenceKind.PHOTO, EvidenceKind.PDF]
+
+
+@pytest.mark.parametrize("what", ["event", "evidence"])
+def test_a_recorded_row_of_an_unknown_ticket_fails_its_unit_of_work(
+    store: Store, make: Make, what: str
+) -> None:
+    """NotFound, from the record itself or at the latest from the commit: nothing of the unit
+    of work is stored."""
+    with pytest.raises(NotFound), store.unit_of_work() as uow:
+        ticket = make.seed_ticket(uow)
+        if what == "event":
+            uow.record_event(make.event("T20991231-0001"))
+        else:
+            uow.attach_evidence(make.evidence("T20991231-0001"))
+    with store.unit_of_work() as uow:
+        assert uow.ticket(ticket.ticket_no) is None
+
+
+def test_a_recorded_row_with_an_id_is_refused(store: Store, make: Make) -> None:
+    with store.unit_of_work() as uow:
+        ticket = make.seed_ticket(uow)
+        with pytest.raises(ValueError, match="id"):
+            uow.record_event(make.event(ticket.ticket_no, event_id=3))
+        with pytest.raises(ValueError, match="id"):
+            uow.attach_evidence(make.evidence(ticket.ticket_no, evidence_id=7))
+        assert uow.events_of(ticket.ticket_no) == []
+
+
+def test_a_new_ticket_reads_back_in_its_unit_of_work_as_any_later_read_finds_it(
+    store: Store, make: Make
+) -> None:
+    with store.unit_of_work() as uow:
+        seeded = make.seed_ticket(uow)
+        inside = uow.ticket(seeded.ticket_no)
+    with store.unit_of_work() as uow:
+        later = uow.ticket(seeded.ticket_no)
+    assert inside is not None and inside == later
+    assert inside.created_at.utcoffset() == later.created_at.utcoffset()  # type: ignore[union-attr]
+    assert inside.quote == later.quote  # type: ignore[union-attr]
+
+
 def test_a_ticket_read_again_in_a_unit_of_work_follows_its_own_writes(
     store: Store, make: Make
 ) -> None:
