@@ -46,9 +46,9 @@ from bot.store import OpenTicketExists, RefundExceedsCashPaid, UnitOfWork
 
 def history(uow: UnitOfWork, customer: Customer, order: Order) -> History:
     """The customer's orders and tickets and the order's refunds, as the rules see them."""
-    tickets = uow.tickets_of_customer(customer.customer_id)
+    tickets, orders, refunded_fen = uow.history_reads(customer.customer_id, order.order_id)
     return History(
-        orders=tuple(uow.orders_of(customer.customer_id)),
+        orders=tuple(orders),
         tickets=tuple(
             TicketSummary(
                 ticket_no=t.ticket_no,
@@ -59,7 +59,7 @@ def history(uow: UnitOfWork, customer: Customer, order: Order) -> History:
             )
             for t in tickets
         ),
-        refunded_fen=uow.refunded_fen(order.order_id),
+        refunded_fen=refunded_fen,
     )
 
 

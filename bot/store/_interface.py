@@ -226,6 +226,16 @@ class Backlog:
     overdue_payouts: int  # payout_due before today, not yet paid
 
 
+class HistoryReads(NamedTuple):
+    """What the refund rules read of a customer and an order (bot.tickets.history), read at once:
+    the customer's tickets (newest first) and orders (newest payment first), and the order's
+    pending + paid refunds in fen."""
+
+    tickets: list[Ticket]
+    orders: list[Order]
+    refunded_fen: int
+
+
 class UnitOfWork(Protocol):
     """All reads and writes of one transaction. Leaving the `with` block commits; an exception
     inside it rolls everything back."""
@@ -268,6 +278,9 @@ class UnitOfWork(Protocol):
     def set_refund_state(self, idempotency_key: str, state: RefundState) -> None: ...
     def refunds_of_order(self, order_id: str) -> list[RefundEntry]: ...
     def refunded_fen(self, order_id: str) -> int: ...  # pending + paid
+    # tickets_of_customer, orders_of and refunded_fen in one round trip where the database
+    # pipelines
+    def history_reads(self, customer_id: int, order_id: str) -> HistoryReads: ...
 
     # failed order-number checks per order, across accounts (the lock-out of bot/dialogue)
     def link_failures(self, order_id: str) -> tuple[int, datetime | None]: ...  # (n, locked at)
@@ -335,6 +348,8 @@ class UnitOfWork(Protocol):
     # exactly once: False when the key was already recorded (the event had its effect)
     def mark_processed(self, dedupe_key: str, at: datetime) -> bool: ...
     # how a turn begins: the key recorded (True: the first time), then the conversation read
+    # (a store may read the waiting album of the conversation's chat with them: pending_album
+    # then answers from that read, until this unit of work adds or drops album parts)
     def mark_processed_and_read(
         self, dedupe_key: str, at: datetime, key: ConversationKey
     ) -> tuple[bool, Conversation | None]: ...

@@ -56,6 +56,7 @@ from bot.store._interface import (
     DecisionFacts,
     DeskCase,
     EventFacts,
+    HistoryReads,
     Identity,
     Lease,
     NotFound,
@@ -124,6 +125,38 @@ def _conversation_query(key: ConversationKey) -> tuple[str, Params]:
     )
 
 
+def _tickets_of_customer_query(customer_id: int) -> tuple[str, Params]:
+    return (
+        f"{rows.SELECT_TICKETS} WHERE customer_id = :id ORDER BY created_at DESC, ticket_no DESC",
+        {"id": customer_id},
+    )
+
+
+def _orders_of_query(customer_id: int) -> tuple[str, Params]:
+    return (
+        f"SELECT {rows.ORDER_COLS} FROM orders WHERE phone ="
+        " (SELECT phone FROM customers WHERE customer_id = :id)"
+        " ORDER BY paid_at DESC, order_id",
+        {"id": customer_id},
+    )
+
+
+def _refunded_query(order_id: str) -> tuple[str, Params]:
+    return (
+        "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
+        f" WHERE order_id = :id AND state IN {rows.COUNTED}",
+        {"id": order_id},
+    )
+
+
+def _pending_album_query(channel: str, chat: str) -> tuple[str, Params]:
+    return (
+        "SELECT group_id FROM album_parts WHERE channel = :channel AND chat = :chat"
+        " ORDER BY update_id LIMIT 1",
+        {"channel": channel, "chat": chat},
+    )
+
+
 def open_recipient_query(limit: int, channel: str, recipient: str) -> tuple[str, Params]:
     """A recipient's first pending messages, each row with the recipient's reply-keyboard flag
     (read by SqlUnitOfWork.opened)."""
@@ -148,6 +181,7 @@ class SqlUnitOfWork:
 
     __slots__ = (
         "_active",
+        "_albums",
         "_clock",
         "_conn",
         "_d",
@@ -172,6 +206,7 @@ class SqlUnitOfWork:
         self._deferred: Deferred = []
         self._orders: dict[str, Order | None] = {}  # read in this unit of work, by id
         self._tickets_read: dict[str, Ticket | None] = {}  # by number, until written
+        self._albums: dict[tuple[str, str], str | None] = {}  # read ahead (a turn's first trip)
         self._clock = clock
         self._active = True
 
@@ -355,13 +390,7 @@ class SqlUnitOfWork:
 
     def orders_of(self, customer_id: int) -> list[Order]:
         """The customer's orders (matched by phone), newest payment first."""
-        return self._all(
-            rows.order,
-            f"SELECT {rows.ORDER_COLS} FROM orders WHERE phone ="
-            " (SELECT phone FROM customers WHERE customer_id = :id)"
-            " ORDER BY paid_at DESC, order_id",
-            {"id": customer_id},
-        )
+        return self._all(rows.order, *_orders_of_query(customer_id))
 
     # tickets
 
@@ -398,9 +427,7 @@ class SqlUnitOfWork:
 
     def tickets_of_customer(self, customer_id: int) -> list[Ticket]:
         """The customer's tickets, newest first."""
-        return self._tickets(
-            "customer_id = :id ORDER BY created_at DESC, ticket_no DESC", {"id": customer_id}
-        )
+        return self._all(rows.ticket, *_tickets_of_customer_query(customer_id))
 
     def tickets_of_order(self, order_id: str) -> list[Ticket]:
         """The order's tickets, newest first."""
@@ -513,12 +540,22 @@ class SqlUnitOfWork:
 
     def refunded_fen(self, order_id: str) -> int:
         """The order's pending + paid refunds in fen (failed ones do not count)."""
-        row = self._run(
-            "SELECT coalesce(sum(amount_fen), 0) FROM refunds"
-            f" WHERE order_id = :id AND state IN {rows.COUNTED}",
-            {"id": order_id},
-        ).fetchone()
-        return int(row[0])
+        return int(self._run(*_refunded_query(order_id)).fetchone()[0])
+
+    def history_reads(self, customer_id: int, order_id: str) -> HistoryReads:
+        """tickets_of_customer, orders_of and refunded_fen: one round trip (Dialect.pipelines)."""
+        tickets, orders, refunded = self._run_together(
+            [
+                _tickets_of_customer_query(customer_id),
+                _orders_of_query(customer_id),
+                _refunded_query(order_id),
+            ]
+        )
+        return HistoryReads(
+            [rows.ticket(self._d, r) for r in tickets.fetchall()],
+            [rows.order(self._d, r) for r in orders.fetchall()],
+            int(refunded.fetchone()[0]),
+        )
 
     # failed order-number checks per order (migration 0006)
 
@@ -1041,9 +1078,15 @@ class SqlUnitOfWork:
     ) -> tuple[bool, Conversation | None]:
         """`mark_processed` and then `conversation(key)`, in one round trip where the dialect
         pipelines: how every turn begins."""
-        marked, found = self._run_together(
-            [_mark_processed(self._d, dedupe_key, at), _conversation_query(key)]
-        )
+        statements = [_mark_processed(self._d, dedupe_key, at), _conversation_query(key)]
+        if self._pipelines:
+            # the chat's waiting album too (the adapter asks before every ordinary turn): free
+            # in the same round trip, read under the chat's lock taken before it
+            statements.append(_pending_album_query(key.channel, key.user_id))
+        marked, found, *album = self._run_together(statements)
+        if album:
+            waiting = album[0].fetchone()
+            self._albums[key.channel, key.user_id] = None if waiting is None else str(waiting[0])
         row = found.fetchone()
         return marked.rowcount == 1, None if row is None else rows.conversation(self._d, row, key)
 
@@ -1142,6 +1185,7 @@ class SqlUnitOfWork:
 
     def add_album_part(self, part: AlbumPart) -> bool:
         """Store a part unless its update was handled already; True when it waits now."""
+        self._albums.clear()
         key: Params = {"key": part.dedupe_key}
         cur = self._run(
             "INSERT INTO album_parts"
@@ -1167,12 +1211,11 @@ class SqlUnitOfWork:
         return handled is None  # else stored already (by this process or another)
 
     def pending_album(self, channel: str, chat: str) -> str | None:
-        """The media group of the chat's oldest waiting part; None when nothing waits."""
-        row = self._run(
-            "SELECT group_id FROM album_parts WHERE channel = :channel AND chat = :chat"
-            " ORDER BY update_id LIMIT 1",
-            {"channel": channel, "chat": chat},
-        ).fetchone()
+        """The media group of the chat's oldest waiting part; None when nothing waits (read
+        ahead by mark_processed_and_read where the database pipelines)."""
+        if (channel, chat) in self._albums:
+            return self._albums[channel, chat]
+        row = self._run(*_pending_album_query(channel, chat)).fetchone()
         return None if row is None else str(row[0])
 
     def album_parts(self, channel: str, chat: str) -> list[AlbumPart]:
@@ -1189,6 +1232,7 @@ class SqlUnitOfWork:
         many were still there."""
         if not update_ids:
             return 0
+        self._albums.clear()
         params: Params = {f"u{i}": update_id for i, update_id in enumerate(update_ids)}
         where = f"channel = :channel AND update_id IN ({', '.join(f':{k}' for k in params)})"
         params |= {"channel": channel, "at": self._d.ts(at)}

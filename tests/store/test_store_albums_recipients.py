@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.store import AlbumPart, OutboxMessage, Store
+from bot.store import AlbumPart, ConversationKey, OutboxMessage, Store
 
 if TYPE_CHECKING:
     from conftest import OpenStore
@@ -52,6 +52,32 @@ def test_the_pending_album_is_the_group_of_the_oldest_part(store: Store) -> None
         uow.add_album_part(part(21, group="later"))
         uow.add_album_part(part(20, group="earlier"))
         assert uow.pending_album("telegram", "1001") == "earlier"
+
+
+def test_a_turn_start_sees_the_chats_waiting_album_and_the_turns_own_changes(
+    store: Store,
+) -> None:
+    """mark_processed_and_read may read the chat's waiting album with the conversation: what
+    pending_album answers after it is what the database holds, then this unit of work's own
+    additions and drops."""
+    chat = ConversationKey("telegram", "1001")
+    with store.unit_of_work() as uow:
+        uow.add_album_part(part(31, group="first"))
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed_and_read("tg:40", AT, chat) == (True, None)
+        assert uow.pending_album("telegram", "1001") == "first"
+        assert uow.drop_album_parts("telegram", [31], AT) == 1
+        assert uow.pending_album("telegram", "1001") is None
+        assert uow.add_album_part(part(30, group="older")) is True
+        assert uow.pending_album("telegram", "1001") == "older"
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed_and_read("tg:41", AT, chat) == (True, None)
+        assert uow.pending_album("telegram", "1001") == "older"
+        assert uow.pending_album("telegram", "2002") is None  # another chat: read as ever
+    with store.unit_of_work() as uow:
+        assert uow.mark_processed_and_read("tg:42", AT, ConversationKey("telegram", "2002"))
+        assert uow.pending_album("telegram", "2002") is None
+        assert uow.pending_album("telegram", "1001") == "older"
 
 
 def test_a_part_stored_twice_is_stored_once_and_still_waits(

@@ -15,6 +15,7 @@ from bot.domain import (
     Outcome,
     Priority,
     Reason,
+    RefundState,
     SubReason,
     TicketStatus,
 )
@@ -405,6 +406,24 @@ def test_event_with_an_id_is_refused(store: Store, make: Make) -> None:
         ticket = make.seed_ticket(uow)
         with pytest.raises(ValueError, match="id"):
             uow.add_event(make.event(ticket.ticket_no, event_id=3))
+
+
+def test_history_reads_are_the_three_reads_they_stand_for(store: Store, make: Make) -> None:
+    """history_reads (one round trip where the database pipelines) = tickets_of_customer,
+    orders_of and refunded_fen, read one by one."""
+    with store.unit_of_work() as uow:
+        ticket = make.seed_ticket(uow)
+        uow.upsert_order(make.order("O2", paid_at=make.order().paid_at + timedelta(days=3)))
+        uow.add_ticket(make.ticket("T20261124-0002", ticket.customer_id, "O2"))
+        assert uow.add_refund(make.refund("k1", 3_000))
+        assert uow.add_refund(make.refund("k2", 500, state=RefundState.FAILED))
+        read = uow.history_reads(ticket.customer_id, "O1")
+        assert read.tickets == uow.tickets_of_customer(ticket.customer_id)
+        assert [t.ticket_no for t in read.tickets] == ["T20261124-0002", "T20261124-0001"]
+        assert read.orders == uow.orders_of(ticket.customer_id)
+        assert [o.order_id for o in read.orders] == ["O2", "O1"]
+        assert read.refunded_fen == uow.refunded_fen("O1") == 3_000
+        assert uow.history_reads(999, "O9") == ([], [], 0)
 
 
 def test_recorded_events_and_attached_evidence_are_stored_in_order(
