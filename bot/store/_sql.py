@@ -286,6 +286,11 @@ class SqlUnitOfWork:
                 self._run("ROLLBACK TO SAVEPOINT store_write")
             except Exception:  # a statement sent before it failed: the transaction is lost
                 log.debug("no savepoint to go back to; the unit of work cannot commit")
+            else:
+                # ROLLBACK TO keeps the savepoint: gone now, so that a later failure whose own
+                # SAVEPOINT was never sent (a deferred statement failed before it) cannot roll
+                # back to this one and commit the rest
+                self._defer("RELEASE SAVEPOINT store_write")
             raise
         self._defer("RELEASE SAVEPOINT store_write")
         return cur if rows_ is None else _Fetched(rows_, cur.rowcount)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from datetime import date, timedelta
@@ -462,6 +463,25 @@ def test_a_recorded_row_of_an_unknown_ticket_fails_its_unit_of_work(
             uow.attach_evidence(make.evidence("T20991231-0001"))
     with store.unit_of_work() as uow:
         assert uow.ticket(ticket.ticket_no) is None
+
+
+def test_a_recorded_row_failing_after_a_caught_error_still_fails_the_unit_of_work(
+    store: Store, make: Make
+) -> None:
+    """A caught store error leaves the unit of work usable; a recorded row that fails later
+    fails it whole even when it surfaces in a write whose caller catches it (sent ahead of that
+    write's savepoint, it must not roll back to the first error's): nothing is committed."""
+    with pytest.raises(StoreError), store.unit_of_work() as uow:
+        ticket = make.seed_ticket(uow)
+        with pytest.raises(OpenTicketExists):
+            uow.add_ticket(make.ticket("T20261124-0002", ticket.customer_id, "O1"))
+        uow.upsert_order(make.order("O2"))
+        uow.record_event(make.event("T20991231-0001"))  # SQLite: NotFound here
+        with contextlib.suppress(NotFound):  # a caller that catches it and goes on
+            uow.add_ticket(make.ticket("T20261124-0004", ticket.customer_id, "O2"))
+    with store.unit_of_work() as uow:
+        assert uow.ticket(ticket.ticket_no) is None
+        assert uow.order("O2") is None
 
 
 def test_a_recorded_row_with_an_id_is_refused(store: Store, make: Make) -> None:
