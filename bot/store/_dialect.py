@@ -201,6 +201,8 @@ class PostgresDialect(Dialect):
             return StoreBusy(f"a lock was not granted in time: {exc}")
         if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected):
             return ConcurrentUpdate(f"another transaction got there first: {exc}")
+        if isinstance(exc, errors.NoDataFound) and "conversation_missing" in str(exc):
+            return NotFound(f"no such conversation: {exc}")  # migration 0011
         if isinstance(exc, errors.RaiseException) and REFUND_CAP in str(exc):
             return RefundExceedsCashPaid(
                 "the order's pending + paid refunds would exceed its cash paid"

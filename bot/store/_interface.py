@@ -294,7 +294,10 @@ class UnitOfWork(Protocol):
 
     # conversations
     def conversation(self, key: ConversationKey) -> Conversation | None: ...
-    def save_conversation(self, conversation: Conversation) -> Conversation: ...  # ConcurrentUpdate
+    # ConcurrentUpdate (stale version) / NotFound (an update of a row that is not there): from
+    # the save, or from the next statement or the commit where the update travels with them;
+    # either way the unit of work commits nothing
+    def save_conversation(self, conversation: Conversation) -> Conversation: ...
     def conversations_due(self, now: datetime) -> list[Conversation]: ...  # remind_at <= now
     def conversations_of_customer(self, customer_id: int) -> list[Conversation]: ...  # newest first
     def conversations_in(self, flow: str, state: str) -> list[Conversation]: ...

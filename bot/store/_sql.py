@@ -8,7 +8,9 @@ Conventions (both backends follow them; tests/store/ checks them on each):
   NotFound. `add_ticket` stores the ticket's version as given (the model's default is 1).
   `save_conversation(c)` inserts when `c.version == 0` (ConcurrentUpdate if the key exists) and
   otherwise updates where the stored version equals `c.version`; it returns a copy with
-  `version + 1` (the input object is not changed).
+  `version + 1` (the input object is not changed). Where the dialect pipelines, the update's
+  check runs on the server and travels with the next statement or the COMMIT: its
+  ConcurrentUpdate / NotFound comes from there, and the unit of work commits nothing.
 * Times come back timezone-aware in UTC; naive datetimes are refused (ValueError). The store
   stamps the time itself only where the caller left it empty (a conversation's `updated_at`, an
   outbox message's `created_at`), from the clock the store was opened with.
@@ -169,6 +171,17 @@ def open_recipient_query(limit: int, channel: str, recipient: str) -> tuple[str,
     )
 
 
+_SAVE_CONVERSATION = (
+    "UPDATE conversations SET flow = :flow, state = :state, data = :data,"
+    " locale = :locale, customer_id = :customer_id, updated_at = :updated_at,"
+    " remind_at = :remind_at, version = version + 1"
+    " WHERE channel = :channel AND user_id = :user_id AND version = :version"
+)
+# the same update, its row count checked by the server (PostgreSQL, migration 0011)
+_SAVE_CONVERSATION_CHECKED = (
+    f"WITH saved AS ({_SAVE_CONVERSATION} RETURNING 1)"
+    " SELECT conversation_saved((SELECT count(*) FROM saved), :channel, :user_id)"
+)
 MARK_SENT = "UPDATE outbox SET sent_at = :at WHERE outbox_id = :id AND sent_at IS NULL"
 _ENQUEUE = (
     "INSERT INTO outbox (channel, recipient, payload, created_at)"
@@ -645,18 +658,16 @@ class SqlUnitOfWork:
             )
             if cur.rowcount == 0:
                 raise ConcurrentUpdate(f"conversation {c.key} was created meanwhile")
+        elif self._pipelines:
+            # checked by the server (migration 0011), so that the update travels with the next
+            # statement or the COMMIT: ConcurrentUpdate / NotFound come from there, and the
+            # unit of work commits nothing (a turn never goes on after a failed save)
+            self._defer(_SAVE_CONVERSATION_CHECKED, values)
         else:
             # _run, not _write: the savepoint would cost two statements on every turn, and a
             # turn never goes on after a failed save (a ConcurrentUpdate is raised here, on the
-            # row count, with the transaction intact); on PostgreSQL a database error here
-            # (an unknown customer) leaves the unit of work unable to commit
-            cur = self._run(
-                "UPDATE conversations SET flow = :flow, state = :state, data = :data,"
-                " locale = :locale, customer_id = :customer_id, updated_at = :updated_at,"
-                " remind_at = :remind_at, version = version + 1"
-                " WHERE channel = :channel AND user_id = :user_id AND version = :version",
-                values,
-            )
+            # row count, with the transaction intact)
+            cur = self._run(_SAVE_CONVERSATION, values)
             if cur.rowcount == 0:
                 if self.conversation(c.key) is None:
                     raise NotFound(f"no conversation {c.key}")

@@ -77,15 +77,29 @@ def test_saving_the_read_version_updates_and_bumps_it(store: Store) -> None:
 
 
 def test_saving_a_stale_version_is_a_concurrent_update(store: Store) -> None:
+    """From save_conversation, or (a store that sends the update with the next statement) from
+    that statement or the commit: the unit of work commits nothing."""
     with store.unit_of_work() as uow:
         first = uow.save_conversation(_conversation())
         uow.save_conversation(dataclasses.replace(first, state="a"))
+    with pytest.raises(ConcurrentUpdate), store.unit_of_work() as uow:
+        uow.save_conversation(dataclasses.replace(first, state="b"))
+        uow.queue(OutboxMessage("telegram", "42", {"text": "not to be sent"}, created_at=NOW))
     with store.unit_of_work() as uow:
-        with pytest.raises(ConcurrentUpdate):
-            uow.save_conversation(dataclasses.replace(first, state="b"))
         stored = uow.conversation(KEY)
         assert stored is not None
         assert (stored.state, stored.version) == ("a", 2)
+        assert uow.pending_outbox() == []
+
+
+def test_a_stale_save_fails_the_next_read_at_the_latest(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        first = uow.save_conversation(_conversation())
+        uow.save_conversation(dataclasses.replace(first, state="a"))
+    with pytest.raises(ConcurrentUpdate), store.unit_of_work() as uow:
+        uow.save_conversation(dataclasses.replace(first, state="b"))
+        uow.conversation(KEY)
+        pytest.fail("read on after a stale save")
 
 
 def test_inserting_an_existing_conversation_is_a_concurrent_update(store: Store) -> None:
@@ -99,12 +113,14 @@ def test_inserting_an_existing_conversation_is_a_concurrent_update(store: Store)
 
 
 def test_updating_a_conversation_never_saved_is_not_found(store: Store) -> None:
-    with store.unit_of_work() as uow, pytest.raises(NotFound):
+    with pytest.raises(NotFound), store.unit_of_work() as uow:  # from the save or the commit
         uow.save_conversation(_conversation(version=3))
+    with store.unit_of_work() as uow:
+        assert uow.conversation(KEY) is None
 
 
 def test_conversation_of_unknown_customer_is_refused(store: Store) -> None:
-    with store.unit_of_work() as uow, pytest.raises(NotFound):
+    with pytest.raises(NotFound), store.unit_of_work() as uow:
         uow.save_conversation(_conversation(customer_id=999))
 
 

@@ -110,9 +110,10 @@ def test_two_stores_reading_the_same_version_one_wins(open_store: OpenStore, mak
     with a.unit_of_work() as uow:
         uow.save_conversation(dataclasses.replace(conv_a, state="from_a"))
         uow.update_ticket(ticket_a.model_copy(update={"status": TicketStatus.IN_REVIEW}))
+    # a stale conversation fails its unit of work (from the save, or the commit at the latest)
+    with pytest.raises(ConcurrentUpdate), b.unit_of_work() as uow:
+        uow.save_conversation(dataclasses.replace(conv_b, state="from_b"))
     with b.unit_of_work() as uow:
-        with pytest.raises(ConcurrentUpdate):
-            uow.save_conversation(dataclasses.replace(conv_b, state="from_b"))
         with pytest.raises(ConcurrentUpdate):
             uow.update_ticket(ticket_b.model_copy(update={"status": TicketStatus.WITHDRAWN}))
         stored = uow.conversation(KEY)

@@ -1,0 +1,3 @@
+-- 0011: on PostgreSQL, a function that checks a turn's conversation update on the server, so
+-- that the update travels with the COMMIT (see the PostgreSQL migration). SQLite runs in process
+-- and reads the update's row count itself: nothing to change here.
