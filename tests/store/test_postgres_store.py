@@ -3,17 +3,24 @@ table, refusing a newer schema, and never committing a transaction the server al
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 
-from bot.store import OutboxMessage, SchemaTooNew, StoreError
+from bot.store import Conversation, ConversationKey, OutboxMessage, SchemaTooNew, StoreError
 from bot.store._migrations import load_migrations
 from bot.store.postgres import PostgresStore, connect, schema_version
 
 from .postgres import Databases
+
+if TYPE_CHECKING:
+    from conftest import Make
 
 AT = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -95,4 +102,74 @@ def test_moments_come_back_in_utc_whatever_the_server_zone(pg_databases: Databas
     assert pending == saved
     assert pending.created_at is not None
     assert pending.created_at.tzinfo is UTC
+    pg_databases.drop(url)
+
+
+class RoundTrips:
+    """Counts round trips to the server: a pipeline block is one, so is a statement run outside
+    of one (psycopg's Connection.execute and pipeline, wrapped for the test)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self._in_pipeline = 0
+        execute, pipeline = psycopg.Connection.execute, psycopg.Connection.pipeline
+        trips = self
+
+        def counted_execute(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            if not trips._in_pipeline:
+                trips.count += 1
+            return execute(conn, *args, **kwargs)
+
+        @contextmanager
+        def counted_pipeline(conn: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            trips.count += 1
+            trips._in_pipeline += 1
+            try:
+                with pipeline(conn, *args, **kwargs) as block:
+                    yield block
+            finally:
+                trips._in_pipeline -= 1
+
+        monkeypatch.setattr(psycopg.Connection, "execute", counted_execute)
+        monkeypatch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
+
+    def since(self, before: int) -> int:
+        return self.count - before
+
+
+def test_what_a_turn_reads_together_and_writes_unread_costs_one_round_trip_each(
+    pg_databases: Databases, make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The round trips a turn saves on PostgreSQL (each a server's answer waited for): the
+    start (chat lock, update id, conversation, the chat's waiting album) is one, the album
+    check after it none, the rules' history one, and the ticket's event, the conversation's
+    update, a reply and the commit one together."""
+    url = pg_databases.create()
+    key = ConversationKey("telegram", "1001")
+    with PostgresStore.open(url) as store:
+        with store.unit_of_work() as uow:
+            ticket = make.seed_ticket(uow)
+            conv = uow.save_conversation(Conversation(key=key, flow="apply", state="start"))
+        trips = RoundTrips(monkeypatch)
+        with store.unit_of_work() as uow:
+            before = trips.count
+            uow.lock_chat(key.channel, key.user_id)
+            new, read = uow.mark_processed_and_read("tg:1", AT, key)
+            assert (new, read) == (True, conv)
+            assert trips.since(before) == 1
+            before = trips.count
+            assert uow.pending_album(key.channel, key.user_id) is None
+            assert trips.since(before) == 0
+            history = uow.history_reads(ticket.customer_id, ticket.order_id)
+            assert [t.ticket_no for t in history.tickets] == [ticket.ticket_no]
+            assert trips.since(before) == 1
+            before = trips.count
+            uow.record_event(make.event(ticket.ticket_no))
+            uow.save_conversation(dataclasses.replace(read, state="pick_order"))
+            uow.queue(OutboxMessage("telegram", "1001", {"text": "hi"}, created_at=AT))
+        assert trips.since(before) == 1  # sent with the COMMIT
+        with store.unit_of_work() as uow:
+            stored = uow.conversation(key)
+            assert stored is not None and (stored.state, stored.version) == ("pick_order", 2)
+            assert len(uow.events_of(ticket.ticket_no)) == 1
     pg_databases.drop(url)
