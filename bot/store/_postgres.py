@@ -246,6 +246,15 @@ class PostgresStore(SqlStore[PgConnection]):
             pq.TransactionStatus.INERROR,
         )
 
+    def _rollback(self, conn: PgConnection) -> None:
+        if self._in_transaction(conn):
+            # psycopg's rollback(), not a ROLLBACK statement: it also forgets the statements it
+            # counts as prepared on this connection (and deallocates them). A statement reaching
+            # psycopg's prepare threshold inside a pipeline that failed before it is counted as
+            # prepared though the server skipped it; kept, every later use of it on this pooled
+            # connection would fail ("prepared statement does not exist").
+            conn.rollback()
+
     def _commit(self, conn: PgConnection, deferred: Deferred) -> None:
         if deferred == [(self.dialect.begin, None)]:
             return  # nothing was run: the transaction never began

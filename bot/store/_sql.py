@@ -18,7 +18,9 @@ Conventions (both backends follow them; tests/store/ checks them on each):
   and use the returned copy.
 * Transactions. A unit of work is one write transaction, begun as its dialect says. A ticket
   number allocated in a unit of work that rolls back is handed out again. A store error the
-  caller catches leaves the rest of the unit of work usable.
+  caller catches leaves the rest of the unit of work usable, except one from a statement sent
+  later than it was asked for (`record_event`, `attach_evidence`, `queue`, a conversation's
+  update where the dialect pipelines): that unit of work commits nothing, whoever catches it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from bot.store import Conversation, ConversationKey, OutboxMessage, SchemaTooNew, StoreError
+from bot.store import (
+    ConcurrentUpdate,
+    Conversation,
+    ConversationKey,
+    OutboxMessage,
+    SchemaTooNew,
+    StoreError,
+)
 from bot.store._migrations import load_migrations
 from bot.store.postgres import PostgresStore, connect, schema_version
 
@@ -172,4 +179,40 @@ def test_what_a_turn_reads_together_and_writes_unread_costs_one_round_trip_each(
             stored = uow.conversation(key)
             assert stored is not None and (stored.state, stored.version) == ("pick_order", 2)
             assert len(uow.events_of(ticket.ticket_no)) == 1
+    pg_databases.drop(url)
+
+
+def test_a_unit_of_work_failing_in_its_commit_leaves_its_connection_usable(
+    pg_databases: Databases,
+) -> None:
+    """A failure among the statements sent with the COMMIT (here a stale conversation) skips
+    the rest; one of them may have been due for psycopg's automatic preparation (its sixth use
+    on the connection) and counted as prepared though the server never saw it. The rollback
+    forgets that: the connection's later units of work run (it once failed them all)."""
+    url = pg_databases.create()
+    key = ConversationKey("telegram", "42")
+
+    def turn(store: PostgresStore, update: str, conv: Conversation, state: str) -> Conversation:
+        with store.unit_of_work() as uow:
+            uow.lock_chat(key.channel, key.user_id)
+            uow.mark_processed_and_read(update, AT, key)
+            saved = uow.save_conversation(dataclasses.replace(conv, state=state))
+            uow.queue(OutboxMessage("telegram", "42", {"text": state}, created_at=AT))
+        return saved
+
+    with PostgresStore.open(url, min_size=1, max_size=1) as store:  # one connection: the same
+        with store.unit_of_work() as uow:
+            first = conv = uow.save_conversation(Conversation(key=key, flow="apply", state="s"))
+        with pytest.raises(RuntimeError), store.unit_of_work() as uow:  # a rolled-back turn
+            uow.conversation(key)
+            raise RuntimeError("refused")
+        for n in range(4):
+            conv = turn(store, f"tg:{n}", conv, f"s{n}")
+        with pytest.raises(ConcurrentUpdate):  # the reply's INSERT and COMMIT: a sixth use
+            turn(store, "tg:stale", first, "stale")
+        for n in range(5):
+            conv = turn(store, f"tg:after{n}", conv, f"a{n}")
+        with store.unit_of_work() as uow:
+            assert uow.conversation(key) == conv
+            assert len(uow.pending_outbox()) == 4 + 5
     pg_databases.drop(url)
